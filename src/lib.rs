@@ -1,0 +1,8 @@
+//! entrospect: inline detection of encrypted command-and-control channels.
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod flow;
+pub mod time;
+
+pub use time::Timestamp;
