@@ -2,7 +2,9 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod capture;
 pub mod flow;
+pub mod host;
 pub mod time;
 
 pub use time::Timestamp;

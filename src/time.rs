@@ -4,7 +4,7 @@
 //! correlation windows all use packet and host-event timestamps, handed in by the caller
 //! (the smoltcp `poll(timestamp, ..)` model).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// A point in time: nanoseconds since the Unix epoch (UTC).
@@ -185,6 +185,26 @@ impl fmt::Display for Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    /// Accepts an RFC 3339 string (`"2026-11-22T10:00:00.123456Z"`) or an integer of
+    /// nanoseconds since the epoch.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw<'a> {
+            Nanos(u64),
+            #[serde(borrow)]
+            Text(std::borrow::Cow<'a, str>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Nanos(n) => Ok(Timestamp(n)),
+            Raw::Text(s) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid RFC 3339 timestamp {s:?}"))
+            }),
+        }
     }
 }
 
