@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod decode;
 pub mod flow;
 pub mod host;
 pub mod time;
