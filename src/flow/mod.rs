@@ -1,4 +1,23 @@
 //! Flows: the bidirectional flow key, the flow table and TCP reassembly.
+//!
+//! Owns per-flow counters, client/server orientation, timeouts and memory caps, and the
+//! reassembly of each TCP direction up to the inspection depth. Must not parse
+//! application data: payload goes to an [`Inspector`], the one hook through which the
+//! `inspect` stage plugs in.
+//!
+//! Contracts: time is packet time; every per-flow cost is bounded (flow count, out-of-order
+//! buffer, inspection depth); nothing here panics on input.
+
+pub mod inspector;
+pub mod key;
+pub mod record;
+pub mod table;
+pub mod tcp;
+
+pub use inspector::{EndReason, Inspector, Interest};
+pub use key::FlowKey;
+pub use record::{FlowMeta, TcpState};
+pub use table::{FlowConfig, FlowStats, FlowTable};
 
 use serde::Serialize;
 

@@ -1,0 +1,3 @@
+//! TCP: bounded per-direction stream reassembly.
+
+pub mod reassembly;
