@@ -3,9 +3,18 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod config;
 pub mod decode;
+pub mod engine;
+pub mod error;
 pub mod flow;
 pub mod host;
+pub mod inspect;
+pub mod output;
 pub mod time;
 
+pub use config::Config;
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use output::Event;
 pub use time::Timestamp;

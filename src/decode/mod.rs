@@ -21,7 +21,7 @@ mod link;
 pub use error::{DecodeError, DecodeErrorKind, Layer};
 
 use crate::capture::LinkType;
-use etherparse::{IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
+use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 use link::NetProto;
 use std::net::IpAddr;
 
@@ -470,7 +470,7 @@ fn gre(p: &[u8], off: usize, depth: usize) -> Result<Option<Decoded<'_>>, Decode
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+    use etherparse::{IpNumber, PacketBuilder};
 
     fn tcp_frame(payload: &[u8]) -> Vec<u8> {
         let b = PacketBuilder::ethernet2([1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12])

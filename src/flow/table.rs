@@ -397,10 +397,10 @@ impl<S> FlowTable<S> {
             self.rng ^= self.rng >> 7;
             self.rng ^= self.rng << 17;
             let i = (self.rng % n as u64) as u32;
-            if let Some(s) = self.slot(i) {
-                if victim.is_none_or(|(_, t)| s.meta.last < t) {
-                    victim = Some((i, s.meta.last));
-                }
+            if let Some(s) = self.slot(i)
+                && victim.is_none_or(|(_, t)| s.meta.last < t)
+            {
+                victim = Some((i, s.meta.last));
             }
         }
         // A sparse slab can miss with sampling: fall back to the first occupied slot.

@@ -1,0 +1,131 @@
+//! Configuration: one TOML file, every key optional, documented defaults.
+//!
+//! ```toml
+//! [flow]
+//! max_flows = 262144
+//! inspection_depth = 65536
+//!
+//! [entropy]
+//! window = 4096
+//! kernel = "auto"
+//! ```
+//!
+//! With no file at all, [`Config::default`] is what runs.
+
+use crate::decode::defrag::DefragConfig;
+use crate::flow::FlowConfig;
+use crate::inspect::EntropyConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Every setting of the engine, one section per stage or analytic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Flow table, timeouts, TCP reassembly and inspection depth.
+    pub flow: FlowConfig,
+    /// IP fragment reassembly limits.
+    pub defrag: DefragConfig,
+    /// Payload randomness measurement.
+    pub entropy: EntropyConfig,
+}
+
+/// A configuration that could not be read.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML for this schema (unknown keys are errors: a typo must not
+    /// silently fall back to a default).
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A value is out of its allowed range.
+    #[error("invalid config value {key}: {reason}")]
+    Value {
+        /// Dotted key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Parse TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] with the line and column, or [`ConfigError::Value`].
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Read and parse a TOML file.
+    ///
+    /// # Errors
+    /// As [`Config::from_toml`], or [`ConfigError::Io`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// The configuration as TOML (every key, with its value).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Check ranges serde cannot.
+    ///
+    /// # Errors
+    /// [`ConfigError::Value`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.flow.max_flows == 0 {
+            return Err(ConfigError::Value {
+                key: "flow.max_flows",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.entropy.window == 0 || self.entropy.window > 65_535 {
+            return Err(ConfigError::Value {
+                key: "entropy.window",
+                reason: format!("{} is outside 1..=65535", self.entropy.window),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_gives_defaults_and_defaults_round_trip() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        let text = Config::default().to_toml();
+        assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let e = Config::from_toml("[flow]\nmax_flow = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_flow"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_window_is_rejected() {
+        assert!(Config::from_toml("[entropy]\nwindow = 0\n").is_err());
+    }
+}
