@@ -16,7 +16,8 @@ pub enum CaptureStructure {
     PcapRecordHeader,
     /// A classic pcap record: header and captured bytes.
     PcapRecord,
-    /// The first 12 bytes of a pcapng block (type, length, byte-order magic for an SHB).
+    /// The first bytes of a pcapng block: type and length (8), plus the byte-order magic of
+    /// a section header block (12).
     PcapngBlockHeader,
     /// A whole pcapng block.
     PcapngBlock,

@@ -9,7 +9,9 @@
 //! The header and records are a handful of fixed-size integers, read here directly:
 //! pcap-parser's `parse_pcap_frame*` would do the same four reads, lacks the byte-swapped
 //! modified format, and reports an `Incomplete` without saying which field ran short.
-//! The file header's `thiszone` is ignored, as libpcap does (writers always set 0).
+//! The file header's `thiszone` is ignored, as libpcap does (writers always set 0). A record
+//! fraction out of range (≥ 10^6 µs or 10^9 ns, seen in fuzzed files) is carried into the
+//! seconds, never rejected: the packet bytes are still good.
 
 use super::error::{CaptureError, CaptureStructure};
 use super::{CaptureFormat, LinkType, MAX_CAPLEN, Packet, read_u32, snaplen_limit};

@@ -147,11 +147,11 @@ impl PcapngReader {
             let offset = start as u64;
             let available = rest.len() as u64;
             let Some(raw_type) = read_u32(rest, 0, false) else {
-                return Some(Err(truncated_header(offset, packet, available)));
+                return Some(Err(truncated_header(offset, packet, 8, available)));
             };
             if raw_type == SHB_TYPE {
                 let Some(bom) = read_u32(rest, 8, false) else {
-                    return Some(Err(truncated_header(offset, packet, available)));
+                    return Some(Err(truncated_header(offset, packet, 12, available)));
                 };
                 self.big_endian = match bom {
                     BYTE_ORDER_MAGIC => false,
@@ -175,11 +175,8 @@ impl PcapngReader {
             let be = self.big_endian;
             let (Some(block_type), Some(length)) = (read_u32(rest, 0, be), read_u32(rest, 4, be))
             else {
-                return Some(Err(truncated_header(offset, packet, available)));
+                return Some(Err(truncated_header(offset, packet, 8, available)));
             };
-            if rest.len() < 12 {
-                return Some(Err(truncated_header(offset, packet, available)));
-            }
             let problem = if length < 12 {
                 Some(BlockLengthProblem::TooSmall)
             } else if length % 4 != 0 {
@@ -490,12 +487,13 @@ fn time_options(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool) -> (u8, i
     (tsresol, tsoffset)
 }
 
-fn truncated_header(offset: u64, packet: u64, available: u64) -> CaptureError {
+/// Fewer bytes than a block's type and length (8), or an SHB's byte-order magic (12).
+fn truncated_header(offset: u64, packet: u64, needed: u64, available: u64) -> CaptureError {
     CaptureError::Truncated {
         structure: CaptureStructure::PcapngBlockHeader,
         offset,
         packet,
-        needed: 12,
+        needed,
         available,
     }
 }
