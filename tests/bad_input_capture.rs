@@ -396,3 +396,22 @@ fn arbitrary_garbage_after_a_valid_header_never_panics() {
         }
     }
 }
+
+#[test]
+fn committed_fuzz_seeds_read_to_the_end_without_error() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/pcap_reader");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("no fuzz seeds at {}: skipping", dir.display());
+        return;
+    };
+    let mut seen = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let (packets, err) = drain(&bytes).unwrap();
+        assert!(err.is_none(), "{}: {err:?}", path.display());
+        assert!(!packets.is_empty(), "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 3);
+}
