@@ -3,6 +3,8 @@
 //! The input is a mix of TCP connections (handshake, 1460-byte segments, ACKs, FIN) and
 //! UDP request/response pairs over IPv4 and IPv6, built with etherparse's packet builder.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use entrospect::capture::LinkType;
 use entrospect::{Config, Engine, Timestamp};
@@ -24,7 +26,9 @@ fn frames() -> Vec<Vec<u8>> {
         let s = [192, 0, 2, 1];
         let sport = 40_000 + conn;
         let tcp = |src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32| {
-            PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 65535)
+            PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4(src, dst, 64)
+                .tcp(sp, dp, seq, 65535)
         };
         let mut push = |b: etherparse::PacketBuilderStep<etherparse::TcpHeader>, p: &[u8]| {
             let mut v = Vec::with_capacity(p.len() + 64);

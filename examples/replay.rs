@@ -59,7 +59,8 @@ fn parse_args() -> Args {
         }
     }
     if a.pcaps.is_empty() {
-        a.pcaps.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/demo.pcapng"));
+        a.pcaps
+            .push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/demo.pcapng"));
     }
     a
 }
@@ -137,8 +138,10 @@ fn main() -> ExitCode {
         let bar = show_progress.then(|| {
             let b = indicatif::ProgressBar::new(file.len() as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b.set_message(path.display().to_string());
             b
@@ -151,7 +154,10 @@ fn main() -> ExitCode {
                     engine.process(&pkt);
                 }
                 Err(e) => {
-                    eprintln!("replay: {}: {e}; the packets before it were processed", path.display());
+                    eprintln!(
+                        "replay: {}: {e}; the packets before it were processed",
+                        path.display()
+                    );
                     failed = true;
                     break;
                 }
@@ -182,7 +188,11 @@ fn main() -> ExitCode {
     if !args.quiet {
         print_summary(&engine, &summary, started.elapsed().as_secs_f64());
     }
-    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn print_summary(engine: &Engine, s: &Summary, secs: f64) {
@@ -194,12 +204,21 @@ fn print_summary(engine: &Engine, s: &Summary, secs: f64) {
         st.capture.packets, st.capture.bytes, s.flows, secs, pps, gbps, st.entropy_kernel
     );
     if !st.capture.decode_errors.is_empty() {
-        let errs: Vec<String> = st.capture.decode_errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let errs: Vec<String> = st
+            .capture
+            .decode_errors
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         eprintln!("skipped packets: {}", errs.join(", "));
     }
     let mut top: Vec<(&IpAddr, &u64)> = s.talkers.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let top: Vec<String> = top.iter().take(5).map(|(ip, b)| format!("{ip} ({b} B)")).collect();
+    let top: Vec<String> = top
+        .iter()
+        .take(5)
+        .map(|(ip, b)| format!("{ip} ({b} B)"))
+        .collect();
     if !top.is_empty() {
         eprintln!("top talkers (bytes sent): {}", top.join(", "));
     }

@@ -37,7 +37,9 @@ fn traffic(flows: u16, segs: u32) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let payload = [0x5au8; 1000];
     let build = |sp: u16, seq: u32, syn: bool, p: &[u8]| {
-        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(sp, 80, seq, 1000);
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(sp, 80, seq, 1000);
         let b = if syn { b.syn() } else { b.ack(1) };
         let mut v = Vec::new();
         b.write(&mut v, p).expect("build");
@@ -77,8 +79,14 @@ fn allocations_grow_with_flows_not_packets() {
         few.len(),
         many.len()
     );
-    assert!(a_many <= a_few + 16, "allocations grew with packets: {a_few} -> {a_many}");
+    assert!(
+        a_many <= a_few + 16,
+        "allocations grew with packets: {a_few} -> {a_many}"
+    );
     // Twice the flows: allocations may grow, roughly in proportion.
     let more_flows = allocs_for(&traffic(100, 20));
-    assert!(more_flows > a_few, "a flow that allocates nothing is suspicious: {a_few} vs {more_flows}");
+    assert!(
+        more_flows > a_few,
+        "a flow that allocates nothing is suspicious: {a_few} vs {more_flows}"
+    );
 }

@@ -29,19 +29,29 @@ type Tuple = (String, IpAddr, u16, IpAddr, u16);
 
 fn norm(t: Tuple) -> (Tuple, bool) {
     let (p, a, ap, b, bp) = t;
-    if (a, ap) <= (b, bp) { ((p, a, ap, b, bp), false) } else { ((p, b, bp, a, ap), true) }
+    if (a, ap) <= (b, bp) {
+        ((p, a, ap, b, bp), false)
+    } else {
+        ((p, b, bp, a, ap), true)
+    }
 }
 
 #[test]
 fn conversations_match_the_tshark_oracle() {
-    let Some(dir) = common::corpus_dir("pcap") else { return };
+    let Some(dir) = common::corpus_dir("pcap") else {
+        return;
+    };
     let mut total = 0u32;
     let mut exact = 0u32;
     let mut summed = 0u32;
     let mut unexplained = Vec::new();
     let mut orientation_diff = 0u32;
     for path in common::corpus_captures(&dir) {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
         let oracle = common::oracle(&path);
         let (events, _err) = common::replay(&path, entrospect::Config::default());
         let mut ours: HashMap<Tuple, Counts> = HashMap::new();
@@ -56,7 +66,12 @@ fn conversations_match_the_tshark_oracle() {
             let h = &f.header;
             let (k, swapped) = norm((p.to_string(), h.src_ip, h.src_port, h.dest_ip, h.dest_port));
             let c = ours.entry(k.clone()).or_default();
-            let (ab_p, ba_p, ab_b, ba_b) = (f.flow.pkts_toserver, f.flow.pkts_toclient, f.flow.bytes_toserver, f.flow.bytes_toclient);
+            let (ab_p, ba_p, ab_b, ba_b) = (
+                f.flow.pkts_toserver,
+                f.flow.pkts_toclient,
+                f.flow.bytes_toserver,
+                f.flow.bytes_toclient,
+            );
             if swapped {
                 c.pkts_ab += ba_p;
                 c.pkts_ba += ab_p;
@@ -75,7 +90,9 @@ fn conversations_match_the_tshark_oracle() {
         let mut their_orient: HashMap<Tuple, (IpAddr, u16)> = HashMap::new();
         for o in oracle.iter().filter(|o| o["type"] == "conv") {
             let parse = |k: &str| o[k].as_str().and_then(|s| s.parse::<IpAddr>().ok());
-            let (Some(a), Some(b)) = (parse("a_addr"), parse("b_addr")) else { continue };
+            let (Some(a), Some(b)) = (parse("a_addr"), parse("b_addr")) else {
+                continue;
+            };
             let ap = o["a_port"].as_u64().unwrap_or(0) as u16;
             let bp = o["b_port"].as_u64().unwrap_or(0) as u16;
             let p = o["proto"].as_str().unwrap_or("").to_string();
@@ -99,7 +116,8 @@ fn conversations_match_the_tshark_oracle() {
         for (k, t) in &theirs {
             total += 1;
             let o = ours.get(k).copied().unwrap_or_default();
-            let same = (o.pkts_ab, o.pkts_ba, o.bytes_ab, o.bytes_ba) == (t.pkts_ab, t.pkts_ba, t.bytes_ab, t.bytes_ba);
+            let same = (o.pkts_ab, o.pkts_ba, o.bytes_ab, o.bytes_ba)
+                == (t.pkts_ab, t.pkts_ba, t.bytes_ab, t.bytes_ba);
             if same && o.convs == t.convs {
                 exact += 1;
             } else if same {
@@ -120,5 +138,9 @@ fn conversations_match_the_tshark_oracle() {
     for u in &unexplained {
         eprintln!("  MISMATCH {u}");
     }
-    assert!(unexplained.is_empty(), "{} conversations differ from the oracle", unexplained.len());
+    assert!(
+        unexplained.is_empty(),
+        "{} conversations differ from the oracle",
+        unexplained.len()
+    );
 }

@@ -7,11 +7,16 @@ use std::path::{Path, PathBuf};
 
 /// `../shared/corpus` beside the repository, or `None` (with a printed note) when absent.
 pub fn corpus_dir(sub: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(sub);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(sub);
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: {} is absent; corpus tests need ../shared beside the repository", dir.display());
+        eprintln!(
+            "SKIP: {} is absent; corpus tests need ../shared beside the repository",
+            dir.display()
+        );
         None
     }
 }
@@ -59,6 +64,10 @@ pub fn oracle(path: &Path) -> Vec<serde_json::Value> {
     let mut p = path.as_os_str().to_owned();
     p.push(".tshark.jsonl");
     std::fs::read_to_string(PathBuf::from(p))
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
