@@ -21,6 +21,9 @@ use std::collections::VecDeque;
 /// dropped and counted, so a caller that never drains cannot exhaust memory.
 const MAX_QUEUED_EVENTS: usize = 1 << 16;
 
+/// The largest frame length believed on the wire (256 KiB, libpcap's snaplen ceiling).
+pub const MAX_WIRE_LEN: u32 = 262_144;
+
 /// The stages after the flow table, seen by it as one [`Inspector`].
 struct Stages {
     inspect: InspectorSet,
@@ -165,13 +168,17 @@ impl Engine {
     }
 
     /// Process one captured packet (its `orig_len` is what byte counters count).
+    ///
+    /// An `orig_len` below the captured length or above [`MAX_WIRE_LEN`] is impossible
+    /// (fuzzed or corrupt record headers); the captured length is counted instead.
     pub fn process(&mut self, pkt: &Packet<'_>) {
-        self.process_frame(
-            pkt.ts,
-            pkt.link_type,
-            pkt.data,
-            pkt.orig_len.max(pkt.data.len() as u32),
-        );
+        let caplen = pkt.data.len() as u32;
+        let wire = if pkt.orig_len < caplen || pkt.orig_len > MAX_WIRE_LEN {
+            caplen
+        } else {
+            pkt.orig_len
+        };
+        self.process_frame(pkt.ts, pkt.link_type, pkt.data, wire);
     }
 
     /// Process one frame of `link_type` seen at `ts`; its length on the wire is

@@ -239,11 +239,14 @@ fn decode_ip(ip: &[u8], base: usize, depth: usize) -> Result<Decoded<'_>, Decode
                 let mut found = None;
                 for ext in v6.extensions().clone().into_iter() {
                     if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
-                        found = Some((
-                            f.identification(),
-                            f.fragment_offset().byte_offset(),
-                            f.more_fragments(),
-                        ));
+                        // Read offset and M ourselves: etherparse 0.18's accessors use the
+                        // IPv4 bit layout. RFC 8200 §4.5: offset (13 bits) | res (2) | M (1).
+                        let b = f.slice();
+                        let (Some(&hi), Some(&lo)) = (b.get(2), b.get(3)) else {
+                            continue;
+                        };
+                        let word = u16::from_be_bytes([hi, lo]);
+                        found = Some((f.identification(), word & !7, word & 1 == 1));
                     }
                 }
                 found.ok_or(DecodeError::new(
@@ -314,8 +317,16 @@ fn decode_transport_at(
             let udp = UdpSlice::from_slice_lax(data)
                 .map_err(|_| DecodeError::new(DecodeErrorKind::Truncated, Layer::Transport, off))?;
             let (sp, dp, payload) = (udp.source_port(), udp.destination_port(), udp.payload());
-            if let Some(inner) = udp_tunnel(dp, payload, off + 8, depth)? {
-                return Ok(inner);
+            // Follow VXLAN/GENEVE only to an inner TCP/UDP flow; an inner ICMP (or a frame
+            // that does not decode) stays the outer UDP flow, as TShark counts it.
+            if let Ok(Some(inner)) = udp_tunnel(dp, payload, off + 8, depth) {
+                let inner_has_ports = match inner {
+                    Decoded::Packet(p) => !matches!(p.transport, TransportView::Other { .. }),
+                    Decoded::Fragment(f) => f.proto == ip_proto::TCP || f.proto == ip_proto::UDP,
+                };
+                if inner_has_ports {
+                    return Ok(inner);
+                }
             }
             TransportView::Udp(UdpView {
                 src_port: sp,
@@ -537,6 +548,20 @@ mod tests {
         assert!(
             matches!(p.transport, TransportView::Udp(u) if u.dst_port == 53 && u.payload == b"dnsq")
         );
+    }
+
+    #[test]
+    fn ipv6_fragment_header_fields_follow_rfc_8200() {
+        // IPv6 header + fragment header: next 17, offset 179 (1432 bytes), M = 1, id 2.
+        let mut p = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        p.extend_from_slice(&[0x20; 16]);
+        p.extend_from_slice(&[0x21; 16]);
+        p.extend_from_slice(&[17, 0, 0x05, 0x99, 0, 0, 0, 2]);
+        p.extend_from_slice(&[0x58; 8]);
+        let Decoded::Fragment(f) = decode(LinkType::RAW, &p).unwrap() else {
+            panic!()
+        };
+        assert_eq!((f.offset, f.more, f.id, f.proto), (1432, true, 2, 17));
     }
 
     #[test]

@@ -210,7 +210,7 @@ impl<S> FlowTable<S> {
                 if !t.payload.is_empty() {
                     m.payload_pkts[d] += 1;
                 }
-                update_tcp_state(slot, dir, flags, ts);
+                update_tcp_state(slot, dir, flags, ts, !t.payload.is_empty());
                 if flags.has(TcpFlags::SYN) {
                     slot.streams[d].syn(t.seq);
                 }
@@ -521,8 +521,31 @@ fn feed<I: Inspector>(
     }
 }
 
-fn update_tcp_state<S>(slot: &mut Slot<S>, dir: Direction, flags: TcpFlags, ts: Timestamp) {
+fn update_tcp_state<S>(
+    slot: &mut Slot<S>,
+    dir: Direction,
+    flags: TcpFlags,
+    ts: Timestamp,
+    has_payload: bool,
+) {
     let m = &mut slot.meta;
+    // SYN with RST or FIN is impossible on a real stack (fuzzers and scanners send it):
+    // it changes no state.
+    if flags.has(TcpFlags::SYN) && (flags.0 & (TcpFlags::RST | TcpFlags::FIN)) != 0 {
+        return;
+    }
+    // Payload after a close means the close was not one (a forged or fuzzed RST/FIN, or a
+    // close the capture saw out of order): the connection goes on.
+    if slot.closed_at.is_some()
+        && has_payload
+        && !flags.has(TcpFlags::RST)
+        && !flags.has(TcpFlags::FIN)
+    {
+        slot.closed_at = None;
+        slot.fin = [false; 2];
+        m.tcp_state = TcpState::Established;
+        return;
+    }
     if flags.has(TcpFlags::RST) {
         m.tcp_state = TcpState::Closed;
         slot.closed_at.get_or_insert(ts);
