@@ -606,3 +606,35 @@ fn two_builds_are_byte_identical() {
     assert!(a.pcapng == b.pcapng, "capture differs between runs");
     assert_eq!(a.host_events, b.host_events);
 }
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn tls12_flow_shows_sni_and_an_expired_localhost_certificate_in_clear() {
+    let segs = decode_all(&committed_capture());
+    let flows = flows(&segs);
+    let client = sock("10.0.0.7:49712");
+    let server = sock("203.0.113.50:443");
+    let f = &flows[&(TCP, client, server)];
+    let hello = payload_from(f, client);
+    assert!(
+        contains(&hello, b"update.example.test"),
+        "SNI in ClientHello"
+    );
+    let flight = payload_from(f, server);
+    // TLS 1.2 sends the certificate unencrypted: its name and its notAfter UTCTime.
+    assert!(contains(&flight, b"localhost"));
+    assert!(
+        !contains(&flight, b"update.example.test"),
+        "name not in cert"
+    );
+    assert!(contains(&flight, b"260101000000Z"), "notAfter 2026-01-01");
+
+    let clean = &flows[&(TCP, sock("10.0.0.5:50500"), sock("198.51.100.10:443"))];
+    assert!(contains(
+        &payload_from(clean, sock("10.0.0.5:50500")),
+        b"www.example.test"
+    ));
+}

@@ -117,3 +117,72 @@ fn write_block<W: Write>(out: &mut W, block_type: u32, body: &[u8]) -> io::Resul
     out.write_all(&[0u8; 3][..padding])?;
     out.write_all(&total.to_le_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_parser::pcapng::{Block, parse_block_le};
+
+    #[test]
+    fn written_stream_parses_back_with_nanosecond_timestamps() {
+        let mut w = PcapngWriter::new(Vec::new()).expect("shb");
+        let eth = w.add_interface(LinkType::ETHERNET, 65_535).expect("idb");
+        let raw = w.add_interface(LinkType::RAW, 1_500).expect("idb");
+        assert_eq!((eth, raw), (0, 1));
+        let ts = Timestamp::from_nanos(1_795_341_600_123_456_789);
+        w.write_packet(raw, ts, &[1, 2, 3, 4, 5]).expect("epb");
+        w.write_packet(eth, ts.saturating_add_nanos(1), &[9; 60])
+            .expect("epb");
+        let bytes = w.into_inner().expect("flush");
+        assert_eq!(bytes.len() % 4, 0, "blocks are 32-bit aligned");
+
+        let mut rest = &bytes[..];
+        let mut seen = Vec::new();
+        while !rest.is_empty() {
+            let (next, block) = parse_block_le(rest).expect("block");
+            match block {
+                Block::SectionHeader(_) => seen.push("shb".to_owned()),
+                Block::InterfaceDescription(idb) => {
+                    assert_eq!(idb.ts_resolution(), Some(1_000_000_000));
+                    seen.push(format!("idb {}", idb.linktype.0));
+                }
+                Block::EnhancedPacket(epb) => {
+                    let t = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                    let data = &epb.data[..epb.caplen as usize];
+                    seen.push(format!(
+                        "epb if{} t{} len{} {:?}",
+                        epb.if_id,
+                        t,
+                        epb.origlen,
+                        &data[..2]
+                    ));
+                }
+                other => panic!("unexpected block {other:?}"),
+            }
+            rest = next;
+        }
+        assert_eq!(
+            seen,
+            [
+                "shb",
+                "idb 1",
+                "idb 101",
+                "epb if1 t1795341600123456789 len5 [1, 2]",
+                "epb if0 t1795341600123456790 len60 [9, 9]",
+            ]
+        );
+    }
+
+    #[test]
+    fn packet_on_undeclared_interface_is_refused() {
+        let mut w = PcapngWriter::new(Vec::new()).expect("shb");
+        let err = w
+            .write_packet(0, Timestamp::ZERO, &[0; 4])
+            .expect_err("no interface yet");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let err = w
+            .add_interface(LinkType(70_000), 0)
+            .expect_err("link type over 16 bits");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
