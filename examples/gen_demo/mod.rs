@@ -688,9 +688,11 @@ fn readme(flows: &[FlowInfo], pcapng_len: usize) -> String {
     let _ = writeln!(
         s,
         "Capture: Ethernet, {} packets, {} bytes; starts 2026-11-22T10:00:00Z. \
-         Client side of the LAN is 10.0.0.0/24 (gateway MAC 02:00:0a:00:00:01); RTTs 4–30 ms.\n",
+         Client side of the LAN is 10.0.0.0/24 (gateway MAC 02:00:0a:00:00:01); RTTs {}–{} ms.\n",
         flows.iter().map(|f| f.packets).sum::<usize>(),
-        pcapng_len
+        pcapng_len,
+        table.iter().map(|sc| sc.rtt_ms).min().unwrap_or(0),
+        table.iter().map(|sc| sc.rtt_ms).max().unwrap_or(0),
     );
     s.push_str(
         "| # | flow | client → server | pkts | what it is | expected from entrospect |\n\
@@ -715,14 +717,43 @@ fn readme(flows: &[FlowInfo], pcapng_len: usize) -> String {
         "\n## Host events\n\n\
          `demo.hostevents.jsonl` holds normalized host events (`entrospect::host::HostEvent`, \
          one JSON object a line), written from the same scenario table:\n\n\
-         - `ws-17` (linux, 10.0.0.5): `/usr/bin/curl` (loads libssl.so.3, libcrypto.so.3) \
-         connects to www.example.test:443 (`tls13_clean`, trusted: no alert); \
-         `/usr/bin/python3 beacon.py` loads libcrypto.so.3 and connects to 203.0.113.9:4444 \
-         (`chacha_beacon`), then exits.\n\
-         - `win-07` (windows, 10.0.0.7): `rundll32.exe` with a `process_guid` loads rsaenh.dll \
-         and crypt32.dll, then connects to 203.0.113.50:443 (`tls12_bad_cert`, the AN1496 case); \
-         `chrome.exe` loads the same DLLs and connects nowhere (negative control).\n\n\
-         Each `process_start` comes 600 ms before the flow's SYN, module loads 400 ms before, \
+         | host | platform | process | pid | loads | connects to (flow) |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let idle = idle_processes();
+    let mut rows: Vec<(&Process, String)> = table
+        .iter()
+        .filter_map(|sc| {
+            let to = SocketAddr::new(sc.server.ip, sc.server.port);
+            sc.process
+                .as_ref()
+                .map(|p| (p, format!("{to} (`{}`)", sc.name)))
+        })
+        .collect();
+    rows.extend(
+        idle.iter()
+            .map(|(_, p)| (p, "nothing (negative control)".to_owned())),
+    );
+    for (p, to) in rows {
+        let modules: Vec<&str> = p
+            .modules
+            .iter()
+            .map(|m| m.rsplit(['/', '\\']).next().unwrap_or(m))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | `{}`{} | {} | {} | {} |",
+            p.host,
+            format!("{:?}", p.platform).to_lowercase(),
+            p.cmdline,
+            p.guid.map(|g| format!(" guid `{g}`")).unwrap_or_default(),
+            p.pid,
+            modules.join(", "),
+            to
+        );
+    }
+    s.push_str(
+        "\nEach `process_start` comes 600 ms before the flow's SYN, module loads 400 ms before, \
          `network_connect` one RTT after the SYN, `process_exit` 500 ms after the last packet.\n",
     );
     s
