@@ -21,6 +21,9 @@ pub(crate) trait Counter: Copy + Default + Into<u64> {
     /// never admits more bytes than its window (at most `u16::MAX`), and a `u64`
     /// counter cannot overflow on a slice held in memory.
     fn add(&mut self, n: u32);
+
+    /// `c·log2(c)` of this count, from `table` when the count is in it.
+    fn nlog2n(self, table: &[f64; NLOG2N_TABLE_LEN]) -> f64;
 }
 
 impl Counter for u16 {
@@ -29,6 +32,12 @@ impl Counter for u16 {
         // Truncation is sound by the caller's contract (n <= window <= u16::MAX).
         *self = self.wrapping_add(n as u16);
     }
+
+    #[inline(always)]
+    fn nlog2n(self, table: &[f64; NLOG2N_TABLE_LEN]) -> f64 {
+        // Every u16 is an index of the table: no check, no fallback.
+        table[usize::from(self)]
+    }
 }
 
 impl Counter for u64 {
@@ -36,20 +45,26 @@ impl Counter for u64 {
     fn add(&mut self, n: u32) {
         *self = self.wrapping_add(u64::from(n));
     }
+
+    #[inline(always)]
+    fn nlog2n(self, table: &[f64; NLOG2N_TABLE_LEN]) -> f64 {
+        nlog2n(table, self)
+    }
 }
 
-fn nlog2n_table() -> &'static [f64] {
-    static TABLE: OnceLock<Box<[f64]>> = OnceLock::new();
+fn nlog2n_table() -> &'static [f64; NLOG2N_TABLE_LEN] {
+    static TABLE: OnceLock<Box<[f64; NLOG2N_TABLE_LEN]>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        (0..NLOG2N_TABLE_LEN)
-            .map(|n| {
-                if n < 2 {
-                    0.0
-                } else {
-                    n as f64 * (n as f64).log2()
-                }
-            })
-            .collect()
+        // Built on the heap (a 512 KiB array does not belong on a stack); the
+        // conversion cannot fail since the lengths match.
+        let mut t: Box<[f64; NLOG2N_TABLE_LEN]> = vec![0.0f64; NLOG2N_TABLE_LEN]
+            .into_boxed_slice()
+            .try_into()
+            .unwrap_or_else(|_| Box::new([0.0; NLOG2N_TABLE_LEN]));
+        for (n, v) in t.iter_mut().enumerate().skip(2) {
+            *v = n as f64 * (n as f64).log2();
+        }
+        t
     })
 }
 
@@ -76,7 +91,7 @@ pub(crate) fn entropy_bits<C: Counter>(counts: &[C; 256], total: u64) -> f64 {
     let (quads, _) = counts.as_chunks::<4>();
     for quad in quads {
         for (a, &c) in acc.iter_mut().zip(quad) {
-            *a += nlog2n(table, c.into());
+            *a += c.nlog2n(table);
         }
     }
     let sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
