@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("engine_packets", |b| {
         b.iter(|| {
-            let mut e = Engine::new(Config::default());
+            let mut e = Engine::new(Config::default()).expect("valid config");
             for (i, f) in frames.iter().enumerate() {
                 e.process_packet(Timestamp(i as u64 * 1000), LinkType::ETHERNET, f);
             }
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("engine_bytes", |b| {
         b.iter(|| {
-            let mut e = Engine::new(Config::default());
+            let mut e = Engine::new(Config::default()).expect("valid config");
             for (i, f) in frames.iter().enumerate() {
                 e.process_packet(Timestamp(i as u64 * 1000), LinkType::ETHERNET, f);
             }

@@ -121,7 +121,13 @@ fn main() -> ExitCode {
     };
     let mut writer = EveWriter::new(out);
     let mut summary = Summary::default();
-    let mut engine = Engine::new(cfg);
+    let mut engine = match Engine::new(cfg) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut failed = false;
     let started = Instant::now();
     let show_progress = !args.quiet && std::io::stderr().is_terminal();

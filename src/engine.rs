@@ -5,9 +5,10 @@
 //! produced with [`Engine::drain_events`]. Time is whatever the packets and events say.
 
 use crate::capture::{LinkType, Packet};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{self, DecodeErrorKind, Decoded};
+use crate::error::Error;
 use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest, TcpState};
 use crate::inspect::{FlowInspection, InspectorSet};
 use crate::output::stats::{DecodeErrorCounts, PacketStats, StatsSection};
@@ -142,12 +143,21 @@ pub struct Engine {
 
 impl Engine {
     /// An engine with this configuration.
-    pub fn new(cfg: Config) -> Engine {
-        Engine {
+    ///
+    /// # Errors
+    /// When the configuration is invalid or asks for what this machine lacks (e.g. an
+    /// entropy kernel the CPU cannot run).
+    pub fn new(cfg: Config) -> Result<Engine, Error> {
+        cfg.validate()?;
+        let inspect = InspectorSet::new(cfg.entropy.clone()).map_err(|e| ConfigError::Value {
+            key: "entropy.kernel",
+            reason: e.to_string(),
+        })?;
+        Ok(Engine {
             defrag: Defragmenter::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
             stages: Stages {
-                inspect: InspectorSet::new(cfg.entropy.clone()),
+                inspect,
                 queue: VecDeque::new(),
                 dropped_events: 0,
             },
@@ -159,7 +169,7 @@ impl Engine {
             errors: DecodeErrorCounts::default(),
             first_ts: None,
             last_ts: Timestamp::ZERO,
-        }
+        })
     }
 
     /// The configuration in use.
@@ -262,7 +272,7 @@ impl Engine {
             defrag: self.defrag.stats(),
             host: Default::default(),
             detect: Default::default(),
-            entropy_kernel: crate::inspect::entropy::kernel_name(),
+            entropy_kernel: self.stages.inspect.kernel().name(),
             capture_seconds: self
                 .first_ts
                 .map_or(0.0, |f| self.last_ts.saturating_sub(f) as f64 / 1e9),

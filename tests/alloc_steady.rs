@@ -57,7 +57,7 @@ fn traffic(flows: u16, segs: u32) -> Vec<Vec<u8>> {
 }
 
 fn allocs_for(frames: &[Vec<u8>]) -> u64 {
-    let mut e = Engine::new(Config::default());
+    let mut e = Engine::new(Config::default()).expect("valid config");
     let before = ALLOCS.load(Ordering::Relaxed);
     for (i, f) in frames.iter().enumerate() {
         e.process_packet(Timestamp(i as u64), LinkType::ETHERNET, f);

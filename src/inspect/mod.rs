@@ -3,12 +3,16 @@
 //! Owns the per-flow inspectors: randomness of each direction ([`entropy`]), and the
 //! [`InspectorSet`] that runs them behind the flow table's one hook. What it learns is
 //! handed to `detect` as [`FlowFindings`]; it never decides alerts itself.
+//!
+//! Contracts: it must not parse packets or keep flow state of its own (the flow table
+//! hands it borrowed payload and keeps its per-flow state); no inspector panics on any
+//! input, allocates per payload, or grows without a bound.
 
 pub mod entropy;
 
 use crate::flow::{Direction, FlowMeta, Interest};
 use crate::time::Timestamp;
-use entropy::{EntropyAccumulator, Randomness};
+use entropy::{EntropyAccumulator, EntropyError, Kernel, Randomness};
 use serde::{Deserialize, Serialize};
 
 /// Inspection settings.
@@ -50,12 +54,22 @@ pub struct FlowFindings {
 #[derive(Debug)]
 pub struct InspectorSet {
     cfg: EntropyConfig,
+    kernel: Kernel,
 }
 
 impl InspectorSet {
     /// Inspectors with these settings.
-    pub fn new(cfg: EntropyConfig) -> Self {
-        InspectorSet { cfg }
+    ///
+    /// # Errors
+    /// When the configured entropy kernel cannot run on this CPU.
+    pub fn new(cfg: EntropyConfig) -> Result<Self, EntropyError> {
+        let kernel = Kernel::select(cfg.kernel)?;
+        Ok(InspectorSet { cfg, kernel })
+    }
+
+    /// The histogram kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// Per-flow state for a new flow.
@@ -81,7 +95,7 @@ impl InspectorSet {
         let d = dir.index();
         st.first_payload[d].get_or_insert(ts);
         let acc = &mut st.entropy[d];
-        acc.update(data);
+        acc.update_with(self.kernel, data);
         if acc.is_full() {
             Interest::Done
         } else {

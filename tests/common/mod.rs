@@ -36,7 +36,7 @@ pub fn corpus_captures(dir: &Path) -> Vec<PathBuf> {
 
 /// Replay one capture with `cfg`; returns the events and the capture error text, if any.
 pub fn replay(path: &Path, cfg: Config) -> (Vec<Event>, Option<String>) {
-    let mut engine = Engine::new(cfg);
+    let mut engine = Engine::new(cfg).expect("valid config");
     let mut events = Vec::new();
     let mut err = None;
     match CaptureFile::open(path) {

@@ -1,0 +1,195 @@
+//! Byte features beside the histogram: printable bytes, set bits and printable runs.
+//!
+//! Every kernel computes these in the same pass as its histogram; the reference
+//! kernel computes them with the plainest loop, and the test suite checks that every
+//! kernel's values equal the reference's.
+
+/// How many leading bytes [`Randomness::first_bytes_printable`](super::Randomness)
+/// looks at. Six bytes cover the magic of the cleartext protocols that announce
+/// themselves (`SSH-2.`, `GET / `, `HTTP/1`, `220 ` banners).
+pub const FIRST_BYTES: usize = 6;
+
+/// Whether `b` counts as printable text: ASCII graphic characters, space, and the
+/// three whitespace controls text carries (`\t`, `\n`, `\r`).
+///
+/// A uniformly random byte is printable with probability 98/256.
+#[inline]
+pub const fn is_printable(b: u8) -> bool {
+    matches!(b, 0x20..=0x7E | b'\t' | b'\n' | b'\r')
+}
+
+/// Number of printable byte values, out of 256.
+pub(crate) const PRINTABLE_VALUES: u32 = 98;
+
+/// Counters every kernel keeps beside the histogram.
+///
+/// Integers only, so that kernels can be compared with the reference exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ByteStats {
+    /// Number of printable bytes ([`is_printable`]).
+    pub printable: u64,
+    /// Total number of set bits.
+    pub popcount: u64,
+    /// Printable-run tracking, carried across calls.
+    pub run: RunState,
+}
+
+/// Longest run of printable bytes, carried across calls so that a run that spans
+/// packets is measured whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RunState {
+    /// Length of the printable run that ends at the last byte seen.
+    pub current: u64,
+    /// Longest printable run seen so far (including `current`).
+    pub longest: u64,
+}
+
+impl RunState {
+    /// Feeds one byte's printable flag.
+    #[inline]
+    pub fn push(&mut self, printable: bool) {
+        if printable {
+            self.current = self.current.saturating_add(1);
+            if self.current > self.longest {
+                self.longest = self.current;
+            }
+        } else {
+            self.current = 0;
+        }
+    }
+
+    /// Feeds the printable flags of 64 consecutive bytes: bit `i` of `mask` is byte `i`.
+    #[inline]
+    pub fn push_mask64(&mut self, mask: u64) {
+        if mask == u64::MAX {
+            self.current = self.current.saturating_add(64);
+            if self.current > self.longest {
+                self.longest = self.current;
+            }
+            return;
+        }
+        // The run that continues from the previous bytes.
+        let lead = u64::from(mask.trailing_ones());
+        let joined = self.current.saturating_add(lead);
+        if joined > self.longest {
+            self.longest = joined;
+        }
+        // Runs that start and end inside this word (none is longer than 63, so only
+        // look when one could beat the longest so far). Each `x &= x >> 1` shortens
+        // every run by one: the number of steps to clear `x` is the longest run.
+        if self.longest < 63 {
+            let mut x = mask;
+            let mut inner = 0u64;
+            while x != 0 {
+                x &= x >> 1;
+                inner += 1;
+            }
+            if inner > self.longest {
+                self.longest = inner;
+            }
+        }
+        // The run that reaches the last byte carries over.
+        self.current = u64::from(mask.leading_ones());
+    }
+}
+
+/// Packs the high bit of each of the 8 bytes of `x` into bits 0..8 (byte 0 → bit 0).
+#[inline]
+pub(crate) const fn pack_high_bits(x: u64) -> u64 {
+    // Move each high bit to the low bit of its byte, then gather the eight bits into
+    // the top byte with one multiplication (bit 8*i lands at bit 56 + i, and no two
+    // partial products collide).
+    let lows = (x >> 7) & 0x0101_0101_0101_0101;
+    lows.wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// Printable flags of the 8 bytes of a little-endian word, as 8 bits (byte 0 → bit 0),
+/// computed with SIMD-within-a-register arithmetic (no byte can carry into another).
+#[inline]
+pub(crate) const fn printable_mask8(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & LOW7;
+    // high bit set where the low 7 bits are >= 0x20 (adds at most 0x7F + 0x60 < 0x100)
+    let ge20 = low7.wrapping_add(0x60 * ONES);
+    // high bit set where the low 7 bits are 0x7F
+    let is7f = low7.wrapping_add(ONES);
+    let ascii = !w;
+    let graphic = ge20 & !is7f & ascii & HIGH;
+    // exact per-byte zero test of v: high bit set where the byte of v is 0
+    let t = w ^ (0x09 * ONES);
+    let n = w ^ (0x0A * ONES);
+    let r = w ^ (0x0D * ONES);
+    let zt = !(((t & LOW7).wrapping_add(LOW7)) | t);
+    let zn = !(((n & LOW7).wrapping_add(LOW7)) | n);
+    let zr = !(((r & LOW7).wrapping_add(LOW7)) | r);
+    pack_high_bits((graphic | zt | zn | zr) & HIGH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_set_has_98_values() {
+        let n = (0u8..=255).filter(|&b| is_printable(b)).count();
+        assert_eq!(n, PRINTABLE_VALUES as usize);
+    }
+
+    #[test]
+    fn swar_mask_matches_per_byte_test_for_every_value_in_every_lane() {
+        for lane in 0..8 {
+            for v in 0u8..=255 {
+                // surround with bytes of both classes to catch cross-lane carries
+                for filler in [0x00u8, 0x41, 0xFF, 0x7F, 0x09] {
+                    let mut bytes = [filler; 8];
+                    bytes[lane] = v;
+                    let mask = printable_mask8(u64::from_le_bytes(bytes));
+                    for (i, &b) in bytes.iter().enumerate() {
+                        assert_eq!(
+                            (mask >> i) & 1 == 1,
+                            is_printable(b),
+                            "lane {i} byte {b:#x}"
+                        );
+                    }
+                    assert_eq!(mask >> 8, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mask_runs_equal_byte_runs_for_patterned_masks() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            let mut words = [0u64; 3];
+            for w in &mut words {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // bias towards long runs
+                *w = seed | (seed >> 3) | (seed >> 5);
+            }
+            let mut by_mask = RunState::default();
+            let mut by_byte = RunState::default();
+            for &w in &words {
+                by_mask.push_mask64(w);
+                for i in 0..64 {
+                    by_byte.push((w >> i) & 1 == 1);
+                }
+            }
+            assert_eq!(by_mask, by_byte, "{words:x?}");
+        }
+        let mut full = RunState::default();
+        full.push_mask64(u64::MAX);
+        full.push_mask64(u64::MAX >> 1);
+        assert_eq!(
+            full,
+            RunState {
+                current: 0,
+                longest: 127
+            }
+        );
+    }
+}
