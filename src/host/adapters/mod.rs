@@ -1,0 +1,3 @@
+//! Host adapters: turn each platform's native telemetry into normalized [`super::HostEvent`]s.
+
+pub mod jsonl;
