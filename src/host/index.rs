@@ -23,13 +23,25 @@
 //! - both carry the same guid (whatever the times: the guid is the identity, and OTRF
 //!   data has Sysmon EID 3 stamped 33 h before EID 1 of the same ProcessGuid), or
 //! - neither conflicts on guid, the pid is the same, the provisional record's first event
-//!   is no earlier than `start - clock_skew` and no later than `start + time_window`, and
-//!   no other known process with that pid started in between.
+//!   is within `clock_skew` of the start (either side), and no other known process with
+//!   that pid started in between.
+//!
+//! An event without a guid that arrives before its process's start can only be joined by
+//! pid and time, possibly to the previous process with that pid (still open, or exited
+//! less than `clock_skew` earlier). When the late start arrives, the events the previous
+//! record received at or after that start are moved to the new one
+//! ([`HostIndexStats::rehomed_events`]): a pid belongs to one process at a time.
+//!
+//! The index trusts that delivery reorders events by less than `clock_skew` (guid-keyed
+//! events excepted): a start delivered much later than its process's other events leaves
+//! them on a provisional record, never on a wrong process.
 //!
 //! # Bounds and time
 //!
 //! All time comes from event timestamps, never from the wall clock: each host has its own
-//! "now", the latest timestamp it has sent. A process is evicted `time_window` after its
+//! "now", the latest timestamp it has sent (so one host's clock never expires another
+//! host's records; a single event stamped far in the future does expire that host's
+//! exited records early). A process is evicted `time_window` after its
 //! exit (its late flows can still be joined until then). At most
 //! [`HostIndexConfig::max_processes`] records are kept: at the cap, the oldest exited
 //! record goes first, else the least recently active one. Connections
@@ -49,17 +61,18 @@ use std::net::IpAddr;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HostIndexConfig {
-    /// How long an exited process stays joinable, and the largest gap between a
-    /// provisional record's first event and the `process_start` that adopts it.
+    /// How long an exited process stays joinable.
     ///
     /// Default 300 s: flow tables flush idle TCP flows after minutes, so a flow can be
     /// reported well after its process exited; and real Sysmon network events lag the
     /// wire by up to about 3 minutes (OTRF LSASS campaign: EID 3 ~3 min after Zeek's
     /// conn.log), so the same window covers both.
     pub time_window_ns: u64,
-    /// Tolerance for clock disagreement between events of one host: how far before a
-    /// process's start (or after its exit) an event may be stamped and still belong to
-    /// it. Default 5 s (Sysmon event reordering is in the millisecond-to-second range).
+    /// Tolerance for clock disagreement and delivery reordering between events of one
+    /// host: how far before a process's start (or after its exit) an event may be stamped
+    /// and still belong to it, and how far a provisional record's first event may be from
+    /// the `process_start` that adopts it. Default 5 s (Sysmon event reordering is in the
+    /// millisecond-to-second range).
     pub clock_skew_ns: u64,
     /// Most process records kept, over all hosts. Default 100 000.
     pub max_processes: usize,
@@ -98,6 +111,9 @@ pub struct CryptoModuleLoad {
     pub lib: CryptoLib,
     /// The earliest load time seen.
     pub first_load: Timestamp,
+    /// Joined to its process by guid (never moved by PID-reuse repair).
+    #[serde(skip)]
+    by_guid: bool,
 }
 
 /// One connection a process opened or accepted, in local/remote terms.
@@ -121,6 +137,9 @@ pub struct ConnRecord {
     seq: u64,
     #[serde(skip)]
     indexed: bool,
+    /// Joined to its process by guid (never moved by PID-reuse repair).
+    #[serde(skip)]
+    by_guid: bool,
 }
 
 /// Everything the index knows about one process.
@@ -227,6 +246,9 @@ pub struct HostIndexStats {
     pub evicted_cap_live: u64,
     /// Connections dropped at the per-process cap.
     pub connections_dropped: u64,
+    /// Connections and crypto loads moved from a process to the next one with its pid,
+    /// once that one's (late) start showed they were stamped in its lifetime.
+    pub rehomed_events: u64,
     /// Connections kept but not joinable (no remote address/port, or unspecified).
     pub unindexable_connections: u64,
     /// Crypto modules dropped at the per-process cap.
@@ -291,6 +313,7 @@ struct StartFields {
 
 /// Fields of a `network_connect`, owned.
 struct ConnFields {
+    by_guid: bool,
     proto: HostProto,
     src_ip: Option<IpAddr>,
     src_port: Option<u16>,
@@ -437,8 +460,9 @@ impl HostIndex {
                 process_guid,
             } => {
                 self.stats.module_load_events = self.stats.module_load_events.saturating_add(1);
+                let by_guid = process_guid.is_some();
                 let id = self.resolve(&host, pid, cap(process_guid), ts, cap(image));
-                self.on_module(id, cap_string(module, max), ts);
+                self.on_module(id, cap_string(module, max), ts, by_guid);
             }
             HostEventKind::NetworkConnect {
                 pid,
@@ -453,8 +477,10 @@ impl HostIndex {
             } => {
                 self.stats.network_connect_events =
                     self.stats.network_connect_events.saturating_add(1);
+                let by_guid = process_guid.is_some();
                 let id = self.resolve(&host, pid, cap(process_guid), ts, cap(image));
                 let fields = ConnFields {
+                    by_guid,
                     proto,
                     src_ip,
                     src_port,
@@ -735,7 +761,7 @@ impl HostIndex {
         }
         let gens = state.by_pid.get(&pid)?;
         let earliest = ts.as_nanos().saturating_sub(self.config.clock_skew_ns);
-        let latest = ts.saturating_add_nanos(self.config.time_window_ns);
+        let latest = ts.saturating_add_nanos(self.config.clock_skew_ns);
         let mut pick: Option<&ProcessRecord> = None;
         for id in gens {
             let Some(rec) = self.records.get(id) else {
@@ -832,7 +858,106 @@ impl HostIndex {
                 .or(rec.parent_image.take())
                 .or(parent.and_then(|p| p.0));
         }
+        self.rehome_from_previous(host, pid, id);
         self.infer_reuse_exits(host, pid);
+    }
+
+    /// Move to `id` what the previous generation of its pid received at or after `id`'s
+    /// start (and before the next generation's): while `id`'s start was unknown, those
+    /// events could only be joined to the previous process by pid and time. Events that
+    /// were joined by guid are never moved.
+    fn rehome_from_previous(&mut self, host: &str, pid: u32, id: ProcessId) {
+        let Some(gens) = self.hosts.get(host).and_then(|s| s.by_pid.get(&pid)) else {
+            return;
+        };
+        let Some(pos) = gens.iter().position(|g| *g == id) else {
+            return;
+        };
+        let Some(prev) = pos.checked_sub(1).and_then(|p| gens.get(p)).copied() else {
+            return;
+        };
+        let until = gens
+            .get(pos.saturating_add(1))
+            .and_then(|n| self.records.get(n))
+            .map(ProcessRecord::effective_start);
+        let Some(since) = self.records.get(&id).and_then(|r| r.start) else {
+            return;
+        };
+        let in_range = |t: Timestamp| t >= since && until.is_none_or(|u| t < u);
+        let Some(from) = self.records.get_mut(&prev) else {
+            return;
+        };
+        let (moved_conns, kept): (Vec<ConnRecord>, Vec<ConnRecord>) = from
+            .connections
+            .drain(..)
+            .partition(|c| !c.by_guid && in_range(c.ts));
+        from.connections = kept.into();
+        let (moved_mods, kept): (Vec<CryptoModuleLoad>, Vec<CryptoModuleLoad>) = from
+            .crypto_modules
+            .drain(..)
+            .partition(|m| !m.by_guid && in_range(m.first_load));
+        from.crypto_modules = kept;
+        if moved_conns.is_empty() && moved_mods.is_empty() {
+            return;
+        }
+        let moved = moved_conns.len().saturating_add(moved_mods.len());
+        self.stats.rehomed_events = self
+            .stats
+            .rehomed_events
+            .saturating_add(u64::try_from(moved).unwrap_or(u64::MAX));
+        let cap = self.config.max_connections_per_process.max(1);
+        let mod_cap = self.config.max_crypto_modules_per_process;
+        let Some(to) = self.records.get_mut(&id) else {
+            return;
+        };
+        for m in moved_mods {
+            if let Some(have) = to
+                .crypto_modules
+                .iter_mut()
+                .find(|h| h.path.eq_ignore_ascii_case(&m.path))
+            {
+                have.first_load = have.first_load.min(m.first_load);
+            } else if to.crypto_modules.len() < mod_cap {
+                to.crypto_modules.push(m);
+            }
+        }
+        let mut all: Vec<ConnRecord> = to.connections.drain(..).collect();
+        all.extend(moved_conns.iter().cloned());
+        all.sort_by_key(|c| c.seq);
+        let excess = all.len().saturating_sub(cap);
+        let dropped: Vec<ConnRecord> = all.drain(..excess).collect();
+        to.connections_dropped = to
+            .connections_dropped
+            .saturating_add(u64::try_from(dropped.len()).unwrap_or(u64::MAX));
+        to.connections = all.into();
+        let Some(state) = self.hosts.get_mut(host) else {
+            return;
+        };
+        for c in &moved_conns {
+            unindex_conn(state, prev, c);
+        }
+        for c in &dropped {
+            // Dropped ones were indexed under `prev` (moved) or `id` (already there).
+            unindex_conn(state, prev, c);
+            unindex_conn(state, id, c);
+        }
+        for c in moved_conns.iter().filter(|c| c.indexed) {
+            if dropped.iter().any(|d| d.seq == c.seq) {
+                continue;
+            }
+            if let (Some(ip), Some(port)) = (c.remote_ip, c.remote_port) {
+                let key = RemoteKey {
+                    proto: c.proto,
+                    ip,
+                    port,
+                };
+                state
+                    .by_remote
+                    .entry(key)
+                    .or_default()
+                    .push(ConnRef { id, seq: c.seq });
+            }
+        }
     }
 
     /// Each generation of `pid` without an exit ends where the next one starts.
@@ -880,7 +1005,7 @@ impl HostIndex {
         }
     }
 
-    fn on_module(&mut self, id: ProcessId, module: String, ts: Timestamp) {
+    fn on_module(&mut self, id: ProcessId, module: String, ts: Timestamp, by_guid: bool) {
         let lib = self.crypto.classify(&module);
         let cap = self.config.max_crypto_modules_per_process;
         let Some(rec) = self.records.get_mut(&id) else {
@@ -899,6 +1024,7 @@ impl HostIndex {
                 path: module,
                 lib,
                 first_load: ts,
+                by_guid,
             });
         } else {
             self.stats.crypto_modules_dropped = self.stats.crypto_modules_dropped.saturating_add(1);
@@ -945,6 +1071,7 @@ impl HostIndex {
             remote_port,
             seq,
             indexed: key.is_some(),
+            by_guid: f.by_guid,
         };
         let cap = self.config.max_connections_per_process.max(1);
         let Some(rec) = self.records.get_mut(&id) else {
@@ -1587,6 +1714,175 @@ mod tests {
                 .quality
                 .full_tuple
         );
+    }
+
+    #[test]
+    fn connect_after_exit_within_skew_moves_to_late_starting_successor() {
+        let mut idx = HostIndex::new(HostIndexConfig::default());
+        idx.ingest(start(at(0), 7, "/bin/a", None));
+        idx.ingest(exit(at(10), 7, None));
+        // B (pid 7 again) connects at 12; its start (11) is delivered after the connect.
+        idx.ingest(connect(at(12), 7, Some(1200), 443, None));
+        assert_eq!(
+            image_of(lookup(&idx, Some(1200), 443, at(12), 0)).as_deref(),
+            Some("/bin/a"),
+            "before B's start only A is known"
+        );
+        idx.ingest(start(at(11), 7, "/bin/b", None));
+        assert_eq!(
+            image_of(lookup(&idx, Some(1200), 443, at(12), 0)).as_deref(),
+            Some("/bin/b")
+        );
+        assert_eq!(idx.stats().rehomed_events, 1);
+    }
+
+    #[test]
+    fn events_after_late_start_leave_open_predecessor() {
+        let mut idx = HostIndex::new(HostIndexConfig::default());
+        idx.ingest(start(at(0), 7, "/bin/a", None));
+        idx.ingest(connect(at(5), 7, Some(1000), 443, None));
+        idx.ingest(connect(at(21), 7, Some(1001), 443, None));
+        idx.ingest(module(at(21), 7, "/usr/lib/libssl.so.3", None));
+        idx.ingest(start(at(20), 7, "/bin/b", None));
+        assert_eq!(
+            image_of(lookup(&idx, Some(1000), 443, at(5), 0)).as_deref(),
+            Some("/bin/a")
+        );
+        let m = lookup(&idx, Some(1001), 443, at(21), 0).unwrap();
+        assert_eq!(m.process.image.as_deref(), Some("/bin/b"));
+        assert_eq!(m.process.crypto_modules.len(), 1);
+        let a = idx.process_at("ws-17", 7, at(5)).unwrap();
+        assert!(a.crypto_modules.is_empty());
+        assert_eq!(a.connections.len(), 1);
+        assert_eq!(a.exit, Some(at(20)));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One process of the ground truth: pid generation with its lifetime.
+        #[derive(Debug, Clone)]
+        struct Proc {
+            duration: u64,
+            gap: u64,
+            explicit_exit: bool,
+            guid: bool,
+            conn_offsets: Vec<u64>,
+        }
+
+        fn proc_strategy() -> impl Strategy<Value = Proc> {
+            (
+                1u64..50,
+                6u64..60,
+                any::<bool>(),
+                any::<bool>(),
+                proptest::collection::vec(0u64..50, 0..4),
+            )
+                .prop_map(|(duration, gap, explicit_exit, guid, offs)| Proc {
+                    duration,
+                    gap,
+                    explicit_exit,
+                    guid,
+                    conn_offsets: offs.into_iter().map(|o| o % (duration + 1)).collect(),
+                })
+        }
+
+        proptest! {
+            /// Whatever the PID reuse and the delivery reordering (bounded by half the
+            /// clock skew), every connection joins the process that made it.
+            #[test]
+            fn reordered_events_never_join_the_wrong_process(
+                pids in proptest::collection::vec(
+                    proptest::collection::vec(proc_strategy(), 1..4), 1..4),
+                jitter in proptest::collection::vec(0u64..2_500, 64),
+            ) {
+                let mut events = Vec::new();
+                let mut truth = Vec::new(); // (sport, ts, image)
+                let mut sport = 10_000u16;
+                for (pi, gens) in pids.iter().enumerate() {
+                    let pid = 100 + pi as u32;
+                    let mut t = 0u64;
+                    for (gi, p) in gens.iter().enumerate() {
+                        let image = format!("/bin/p{pi}g{gi}");
+                        let guid = p.guid.then(|| format!("g-{pi}-{gi}"));
+                        let g = guid.as_deref();
+                        events.push((t * 1000, start(at(t), pid, &image, g)));
+                        for off in &p.conn_offsets {
+                            sport += 1;
+                            let ts = at(t + off);
+                            events.push(((t + off) * 1000, connect(ts, pid, Some(sport), 443, g)));
+                            truth.push((sport, ts, image.clone()));
+                        }
+                        if p.explicit_exit {
+                            events.push(((t + p.duration) * 1000, exit(at(t + p.duration), pid, g)));
+                        }
+                        t += p.duration + p.gap;
+                    }
+                }
+                // Delivery order: time plus a jitter below half the skew (in ms).
+                let mut keyed: Vec<(u64, usize, HostEvent)> = events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (ms, e))| (ms + jitter[i % jitter.len()], i, e))
+                    .collect();
+                keyed.sort_by_key(|(k, i, _)| (*k, *i));
+                let mut idx = HostIndex::new(HostIndexConfig::default());
+                for (_, _, e) in keyed {
+                    idx.ingest(e);
+                }
+                for (sport, ts, image) in truth {
+                    let m = idx.lookup_connection(
+                        Some("ws-17"),
+                        HostProto::Tcp,
+                        ("10.0.0.5".parse().unwrap(), Some(sport)),
+                        ("203.0.113.9".parse().unwrap(), 443),
+                        ts,
+                        S,
+                        0,
+                    );
+                    let got = m.and_then(|m| m.process.image.clone());
+                    prop_assert_eq!(got.as_deref(), Some(image.as_str()), "sport {}", sport);
+                }
+            }
+
+            /// Arbitrary event soup never breaks the caps or panics.
+            #[test]
+            fn arbitrary_events_respect_caps(
+                ops in proptest::collection::vec((0u8..4, 0u32..6, 0u64..400, any::<bool>(), 0u16..8), 0..200),
+            ) {
+                let cfg = HostIndexConfig {
+                    max_processes: 8,
+                    max_connections_per_process: 3,
+                    max_crypto_modules_per_process: 2,
+                    time_window_ns: 60 * S,
+                    ..HostIndexConfig::default()
+                };
+                let mut idx = HostIndex::new(cfg);
+                for (kind, pid, t, has_guid, port) in ops {
+                    let g = has_guid.then(|| format!("g{pid}"));
+                    let g = g.as_deref();
+                    let e = match kind {
+                        0 => start(at(t), pid, "/bin/x", g),
+                        1 => connect(at(t), pid, Some(port), 443, g),
+                        2 => module(at(t), pid, if port % 2 == 0 { "/lib/libssl.so.3" } else { "/lib/libsodium.so.23" }, g),
+                        _ => exit(at(t), pid, g),
+                    };
+                    idx.ingest(e);
+                    prop_assert!(idx.len() <= 8);
+                    for rec in idx.records.values() {
+                        prop_assert!(rec.connections.len() <= 3);
+                        prop_assert!(rec.crypto_modules.len() <= 2);
+                    }
+                    let refs: usize = idx.hosts.values().flat_map(|h| h.by_remote.values()).map(Vec::len).sum();
+                    let indexed: usize = idx.records.values().flat_map(|r| r.connections.iter()).filter(|c| c.indexed).count();
+                    prop_assert_eq!(refs, indexed);
+                    let gens: usize = idx.hosts.values().flat_map(|h| h.by_pid.values()).map(Vec::len).sum();
+                    prop_assert_eq!(gens, idx.len());
+                    prop_assert_eq!(idx.activity.len(), idx.len());
+                }
+            }
+        }
     }
 
     #[test]
