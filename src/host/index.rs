@@ -259,11 +259,31 @@ pub struct HostIndexStats {
     pub hosts: u64,
 }
 
+/// Where a connection is indexed: its remote endpoint and, when known, its local port
+/// (so that a busy remote endpoint, a DNS resolver or a C2 server beaconing with a new
+/// source port each time, does not make every lookup scan all its connections).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct RemoteKey {
     proto: HostProto,
     ip: IpAddr,
     port: u16,
+    local_port: Option<u16>,
+}
+
+impl RemoteKey {
+    /// The key of a connection record, `None` when it cannot be joined (remote address or
+    /// port unknown or unspecified).
+    fn of(c: &ConnRecord) -> Option<RemoteKey> {
+        match (c.remote_ip, c.remote_port) {
+            (Some(ip), Some(port)) if !ip.is_unspecified() && port != 0 => Some(RemoteKey {
+                proto: c.proto,
+                ip,
+                port,
+                local_port: c.local_port.filter(|p| *p != 0),
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -424,9 +444,15 @@ impl HostIndex {
         let max = self.config.max_string_len;
         let host = cap_string(event.host, max);
         let ts = event.timestamp;
-        {
-            let state = self.hosts.entry(host.clone()).or_default();
-            state.now = state.now.max(ts);
+        match self.hosts.get_mut(&host) {
+            Some(state) => state.now = state.now.max(ts),
+            None => {
+                let state = HostState {
+                    now: ts,
+                    ..HostState::default()
+                };
+                self.hosts.insert(host.clone(), state);
+            }
         }
         let cap = |s: Option<String>| s.map(|s| cap_string(s, max));
         match event.kind {
@@ -569,10 +595,11 @@ impl HostIndex {
         window_ns: u64,
         skew_ns: i64,
     ) -> Option<ConnMatch<'_>> {
-        let key = RemoteKey {
+        let dest_key = RemoteKey {
             proto,
             ip: remote.0.to_canonical(),
             port: remote.1,
+            local_port: None,
         };
         let local_ip = local.0.to_canonical();
         let states: Vec<&HostState> = match host {
@@ -581,10 +608,27 @@ impl HostIndex {
         };
         let mut best: Option<((bool, bool, u128), ConnMatch<'_>)> = None;
         for state in states {
-            let Some(refs) = state.by_remote.get(&key) else {
-                continue;
+            let buckets: Vec<&Vec<ConnRef>> = match local.1.filter(|p| *p != 0) {
+                // The fast path: the exact local port, and the connections without one.
+                Some(p) => [
+                    RemoteKey {
+                        local_port: Some(p),
+                        ..dest_key
+                    },
+                    dest_key,
+                ]
+                .iter()
+                .filter_map(|k| state.by_remote.get(k))
+                .collect(),
+                // The flow lacks its local port: every key of this remote endpoint.
+                None => state
+                    .by_remote
+                    .iter()
+                    .filter(|(k, _)| k.proto == proto && k.ip == dest_key.ip && k.port == remote.1)
+                    .map(|(_, v)| v)
+                    .collect(),
             };
-            for r in refs {
+            for r in buckets.into_iter().flatten() {
                 let Some(rec) = self.records.get(&r.id) else {
                     continue;
                 };
@@ -945,12 +989,7 @@ impl HostIndex {
             if dropped.iter().any(|d| d.seq == c.seq) {
                 continue;
             }
-            if let (Some(ip), Some(port)) = (c.remote_ip, c.remote_port) {
-                let key = RemoteKey {
-                    proto: c.proto,
-                    ip,
-                    port,
-                };
+            if let Some(key) = RemoteKey::of(c) {
                 state
                     .by_remote
                     .entry(key)
@@ -1047,21 +1086,9 @@ impl HostIndex {
                 f.src_port,
             ),
         };
-        let key = match (remote_ip, remote_port) {
-            (Some(ip), Some(port)) if !ip.is_unspecified() && port != 0 => Some(RemoteKey {
-                proto: f.proto,
-                ip,
-                port,
-            }),
-            _ => None,
-        };
-        if key.is_none() {
-            self.stats.unindexable_connections =
-                self.stats.unindexable_connections.saturating_add(1);
-        }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
-        let conn = ConnRecord {
+        let mut conn = ConnRecord {
             ts,
             proto: f.proto,
             direction: f.direction,
@@ -1070,9 +1097,15 @@ impl HostIndex {
             remote_ip,
             remote_port,
             seq,
-            indexed: key.is_some(),
+            indexed: false,
             by_guid: f.by_guid,
         };
+        let key = RemoteKey::of(&conn);
+        conn.indexed = key.is_some();
+        if key.is_none() {
+            self.stats.unindexable_connections =
+                self.stats.unindexable_connections.saturating_add(1);
+        }
         let cap = self.config.max_connections_per_process.max(1);
         let Some(rec) = self.records.get_mut(&id) else {
             return;
@@ -1185,13 +1218,8 @@ fn unindex_conn(state: &mut HostState, id: ProcessId, c: &ConnRecord) {
     if !c.indexed {
         return;
     }
-    let (Some(ip), Some(port)) = (c.remote_ip, c.remote_port) else {
+    let Some(key) = RemoteKey::of(c) else {
         return;
-    };
-    let key = RemoteKey {
-        proto: c.proto,
-        ip,
-        port,
     };
     if let Some(v) = state.by_remote.get_mut(&key) {
         v.retain(|r| !(r.id == id && r.seq == c.seq));
@@ -1447,6 +1475,17 @@ mod tests {
         assert!(!m.quality.full_tuple);
         // Another destination port does not match.
         assert!(lookup(&idx, Some(40404), 11212, at(2), 0).is_none());
+    }
+
+    #[test]
+    fn flow_without_local_port_still_finds_connection_by_destination() {
+        let mut idx = HostIndex::new(HostIndexConfig::default());
+        idx.ingest(start(at(0), 10, "/bin/x", None));
+        idx.ingest(connect(at(1), 10, Some(5555), 443, None));
+        let m = lookup(&idx, None, 443, at(1), 0).unwrap();
+        assert_eq!(m.process.image.as_deref(), Some("/bin/x"));
+        assert!(m.quality.dest_only && !m.quality.full_tuple);
+        assert!(lookup(&idx, None, 444, at(1), 0).is_none());
     }
 
     #[test]
