@@ -304,6 +304,42 @@ struct HostState {
 }
 
 /// The bounded, per-host process index. See the module docs.
+///
+/// ```
+/// use entrospect::host::HostEvent;
+/// use entrospect::host::index::{HostIndex, HostIndexConfig};
+/// use entrospect::host::HostProto;
+///
+/// let mut index = HostIndex::new(HostIndexConfig::default());
+/// for line in [
+///     r#"{"timestamp":"2026-11-22T10:00:00Z","host":"ws-17","platform":"linux","event":"process_start","pid":4242,"image":"/usr/bin/python3","process_guid":null}"#,
+///     r#"{"timestamp":"2026-11-22T10:00:01Z","host":"ws-17","platform":"linux","event":"module_load","pid":4242,"module":"/usr/lib/x86_64-linux-gnu/libcrypto.so.3"}"#,
+///     r#"{"timestamp":"2026-11-22T10:00:02Z","host":"ws-17","platform":"linux","event":"network_connect","pid":4242,"proto":"tcp","src_ip":"10.0.0.5","src_port":50514,"dest_ip":"203.0.113.9","dest_port":4444}"#,
+/// ] {
+///     index.ingest(serde_json::from_str::<HostEvent>(line)?);
+/// }
+/// // A flow seen on the wire 300 ms later (sensor clock), host clock in sync.
+/// let flow_ts = entrospect::Timestamp::parse_rfc3339("2026-11-22T10:00:02.3Z").unwrap();
+/// let m = index
+///     .lookup_connection(
+///         Some("ws-17"),
+///         HostProto::Tcp,
+///         ("10.0.0.5".parse()?, Some(50514)),
+///         ("203.0.113.9".parse()?, 4444),
+///         flow_ts,
+///         5_000_000_000,
+///         0,
+///     )
+///     .expect("joined");
+/// assert_eq!(m.process.image.as_deref(), Some("/usr/bin/python3"));
+/// assert!(m.quality.full_tuple);
+/// let crypto: Vec<_> = index
+///     .crypto_loads_before(m.process.id, flow_ts, 300_000_000_000)
+///     .map(|l| l.lib.name.as_ref())
+///     .collect();
+/// assert_eq!(crypto, ["libcrypto.so*"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct HostIndex {
     config: HostIndexConfig,
