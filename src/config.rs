@@ -14,6 +14,8 @@
 
 use crate::decode::defrag::DefragConfig;
 use crate::flow::FlowConfig;
+use crate::host::crypto_libs::CryptoLibConfig;
+use crate::host::index::HostIndexConfig;
 use crate::inspect::EntropyConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,10 @@ pub struct Config {
     pub defrag: DefragConfig,
     /// Payload randomness measurement.
     pub entropy: EntropyConfig,
+    /// The process index that host events feed (windows, skew, caps).
+    pub host_index: HostIndexConfig,
+    /// Extra crypto-library rules on top of the built-in table.
+    pub crypto_libs: CryptoLibConfig,
 }
 
 /// A configuration that could not be read.

@@ -10,6 +10,9 @@ use crate::decode::defrag::Defragmenter;
 use crate::decode::{self, DecodeErrorKind, Decoded};
 use crate::error::Error;
 use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest, TcpState};
+use crate::host::HostEvent;
+use crate::host::crypto_libs::CryptoLibTable;
+use crate::host::index::HostIndex;
 use crate::inspect::{FlowInspection, InspectorSet};
 use crate::output::stats::{DecodeErrorCounts, PacketStats, StatsSection};
 use crate::output::{
@@ -139,6 +142,8 @@ pub struct Engine {
     errors: DecodeErrorCounts,
     first_ts: Option<Timestamp>,
     last_ts: Timestamp,
+    host: HostIndex,
+    host_events: u64,
 }
 
 impl Engine {
@@ -154,6 +159,11 @@ impl Engine {
             reason: e.to_string(),
         })?;
         Ok(Engine {
+            host: HostIndex::with_crypto_table(
+                cfg.host_index.clone(),
+                CryptoLibTable::new(&cfg.crypto_libs),
+            ),
+            host_events: 0,
             defrag: Defragmenter::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
             stages: Stages {
@@ -236,11 +246,27 @@ impl Engine {
         }
     }
 
+    /// Ingest one normalized host event (process start, module load, connection, exit).
+    ///
+    /// Host events and packets should arrive in roughly the same time order (replay merges
+    /// them by timestamp); the process index tolerates the reordering and clock skew
+    /// described in `host::index`.
+    pub fn process_host_event(&mut self, ev: HostEvent) {
+        self.host_events += 1;
+        self.host.ingest(ev);
+    }
+
+    /// The process index fed by host events.
+    pub fn host_index(&self) -> &HostIndex {
+        &self.host
+    }
+
     /// Expire flows and fragments idle at `now` (call periodically on live traffic when
     /// packets are sparse; replay calls it implicitly through packet time).
     pub fn flush(&mut self, now: Timestamp) {
         self.flows.expire(&mut self.stages, now);
         self.defrag.expire(now);
+        self.host.expire(now);
     }
 
     /// End every flow (input ended), then emit a `stats` event.
@@ -270,7 +296,7 @@ impl Engine {
             },
             flow: self.flows.stats(),
             defrag: self.defrag.stats(),
-            host: Default::default(),
+            host: crate::output::stats::HostStats::from_index(self.host_events, &self.host.stats()),
             detect: Default::default(),
             entropy_kernel: self.stages.inspect.kernel().name(),
             capture_seconds: self

@@ -8,6 +8,37 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+pub mod adapters;
+pub mod crypto_libs;
+pub mod index;
+
+/// Errors of the host stage: reading and parsing host telemetry.
+///
+/// Adapters yield a [`HostError::Parse`] for one bad record and go on with the next; an
+/// [`HostError::Io`] ends the stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// Reading the telemetry source failed (fatal for the stream).
+    #[error("i/o error reading host telemetry: {source}")]
+    Io {
+        /// The underlying error.
+        #[from]
+        source: std::io::Error,
+    },
+    /// One record could not be parsed; the reader skips it and goes on.
+    #[error("bad host event at line {line}: {reason}")]
+    Parse {
+        /// 1-based line (or record) number in the source.
+        line: u64,
+        /// What was wrong, lowercase.
+        reason: String,
+    },
+    /// The source is not in a format this adapter reads.
+    #[error("unsupported host telemetry format: {0}")]
+    UnsupportedFormat(String),
+}
+
 /// The platform a host event came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

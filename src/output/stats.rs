@@ -27,8 +27,18 @@ pub struct PacketStats {
 pub struct HostStats {
     /// Host events ingested.
     pub events: u64,
-    /// Host events by kind.
-    pub by_kind: BTreeMap<&'static str, u64>,
+    /// The process index's own counters.
+    pub index: crate::host::index::HostIndexStats,
+}
+
+impl HostStats {
+    /// From the engine's count and the index's counters.
+    pub fn from_index(events: u64, index: &crate::host::index::HostIndexStats) -> Self {
+        HostStats {
+            events,
+            index: index.clone(),
+        }
+    }
 }
 
 /// Counters of the detection stage.

@@ -1,0 +1,4 @@
+//! Host adapters: turn each platform's native telemetry into normalized [`super::HostEvent`]s.
+
+pub mod jsonl;
+pub mod linux_proc;
