@@ -72,7 +72,7 @@ fn walk_pcap_parser(bytes: &[u8]) -> (u64, u64) {
 }
 
 fn configure(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    g.sample_size(20);
+    g.sample_size(10);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
 }

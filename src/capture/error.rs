@@ -1,13 +1,11 @@
 //! `CaptureError`: what went wrong while opening or reading a capture, and where.
 
-use serde::Serialize;
 use std::path::PathBuf;
 
 /// The part of a capture file that an error is about.
 ///
-/// Stable names (`as_str`) appear in error messages and may appear in stats output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Its one stable name (`as_str`) is the phrase error messages use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CaptureStructure {
     /// The 24-byte classic pcap file header.
@@ -58,8 +56,7 @@ impl std::fmt::Display for CaptureStructure {
 }
 
 /// Why a pcapng block length field is invalid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BlockLengthProblem {
     /// Smaller than the 12 bytes of type, length and trailing length.

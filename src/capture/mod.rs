@@ -45,8 +45,9 @@
 //! A captured length larger than the snap length is an error, except that a header snap
 //! length below [`SNAPLEN_FLOOR`] (64 bytes) is not trusted as a bound: 0 means "unlimited"
 //! in pcapng, and real files exist whose header says 1 while their records hold a whole
-//! link header (zeek's `trunc-hdr.pcap`: snaplen 1, one 8-byte record, read by libpcap,
-//! Wireshark and tshark). For such files only [`MAX_CAPLEN`] applies.
+//! link header (zeek's `trunc-hdr.pcap`: snaplen 1, one 8-byte record, which Wireshark and
+//! tshark read whole and libpcap cuts to the snap length). For such files only
+//! [`MAX_CAPLEN`] applies, and the record is delivered whole.
 
 pub mod error;
 pub mod mmap;
