@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod detect;
 pub mod flow;
 pub mod host;
 pub mod inspect;
