@@ -25,7 +25,12 @@
 //!   reported, but are the most common benign oddity), unchanged for ports without profile;
 //! - volume against [`An0404Config::traffic_volume_threshold`]: **down** at or above it
 //!   (bulk, VPN-like tunnels), **up** below it (low-volume, beacon-like C2);
-//! - a single packet in the whole flow: **down** (one datagram is weak evidence).
+//! - a recognised cleartext protocol framing the random bytes (only reported with
+//!   [`An0404Config::report_cleartext_carriers`]): **down**.
+//!
+//! and is capped at low when the whole flow is a single packet, or when the flow's start
+//! was not captured (TCP without SYN: the "first bytes" may be mid-stream ciphertext of a
+//! TLS session that began before the capture).
 //!
 //! The score is the best direction's random confidence scaled by the severity level
 //! (`confidence × (0.55 + 0.15 × level)`, plus 0.05 when both directions look random,
@@ -210,9 +215,16 @@ pub struct An0404Config {
     /// The entropy core's confidence (0..1) that a sample is uniform random, at or above
     /// which a direction counts as random. Default: 0.9.
     pub random_confidence: f64,
-    /// Fewest sampled payload bytes of a direction for its randomness to count.
-    /// Default: 32.
+    /// Fewest sampled payload bytes of a direction for its randomness to count. Below
+    /// about 64 bytes an entropy test has little power (the most a 32-byte sample can
+    /// show is 5 bits/byte, which varied text also reaches). Default: 64.
     pub min_sample_len: usize,
+    /// Whether a recognised cleartext protocol (HTTP, SMTP, ...) whose payload is
+    /// random-looking without declared compressed or media content is reported too (one
+    /// severity step lower). AN0404 is about flows with no known protocol, so this is off
+    /// by default; turn it on to hunt C2 that hides encrypted blobs in HTTP bodies.
+    /// Default: false.
+    pub report_cleartext_carriers: bool,
 }
 
 impl Default for An0404Config {
@@ -223,7 +235,8 @@ impl Default for An0404Config {
             allowed_destinations: Vec::new(),
             allowed_ports: Vec::new(),
             random_confidence: 0.9,
-            min_sample_len: 32,
+            min_sample_len: 64,
+            report_cleartext_carriers: false,
         }
     }
 }
@@ -264,10 +277,15 @@ pub struct FlowEvidence<'a> {
     pub app_proto: AppProto,
     /// The recognition behind `app_proto`, if any.
     pub recognition: Option<&'a Recognition>,
-    /// Compressed or media content found at the start of a direction or of a body.
+    /// Compressed or media content found at the start of a random-looking direction, or
+    /// at the start of (or declared for) an HTTP body in it
+    /// ([`explain_content`](crate::inspect::protocol::explain_content)).
     pub content: Option<ContentKind>,
     /// Per-direction evidence, indexed by [`Direction::index`].
     pub dirs: [DirEvidence; 2],
+    /// Whether the flow's start was seen (TCP: the SYN), so the sampled bytes are the
+    /// first of each direction. Always true for UDP and other transports.
+    pub start_seen: bool,
 }
 
 /// An AN0404 finding.
@@ -310,6 +328,11 @@ pub fn evaluate(cfg: &An0404Config, ev: &FlowEvidence<'_>) -> Option<An0404Findi
     }
     // 3. Compressed or media content explains it.
     if ev.content.is_some() {
+        return None;
+    }
+    // A known cleartext protocol frames the bytes: reported only when asked for.
+    let cleartext_carrier = proto != AppProto::Unknown;
+    if cleartext_carrier && !cfg.report_cleartext_carriers {
         return None;
     }
 
@@ -376,9 +399,18 @@ pub fn evaluate(cfg: &An0404Config, ev: &FlowEvidence<'_>) -> Option<An0404Findi
             "{total_bytes} B in the flow < traffic_volume_threshold {threshold} B: low-volume, beacon-like"
         ));
     }
-    if total_pkts <= 1 {
+    if cleartext_carrier {
         level = level.saturating_sub(1);
+    }
+    // Thin evidence caps the severity at low.
+    if total_pkts <= 1 {
+        level = level.min(0);
         reasons.push("a single packet is weak evidence".into());
+    }
+    if !ev.start_seen {
+        level = level.min(0);
+        reasons
+            .push("the flow's start was not captured: the sampled bytes may be mid-stream".into());
     }
     let both = random.len() == 2;
     if both {
@@ -464,6 +496,7 @@ mod tests {
             recognition: None,
             content: None,
             dirs,
+            start_seen: true,
         }
     }
 
@@ -521,13 +554,27 @@ mod tests {
     }
 
     #[test]
-    fn random_body_over_http_without_declared_content_is_reported() {
+    fn random_body_over_http_is_left_to_other_analytics_by_default() {
         let ev = flow(
             80,
             AppProto::Http,
             [random_dir(4096, 8_000, 6), text_dir(300, 3)],
         );
-        let f = evaluate(&An0404Config::default(), &ev).expect("fires");
+        assert_eq!(evaluate(&An0404Config::default(), &ev), None);
+    }
+
+    #[test]
+    fn random_body_over_http_is_reported_when_cleartext_carriers_are_asked_for() {
+        let ev = flow(
+            80,
+            AppProto::Http,
+            [random_dir(4096, 8_000, 6), text_dir(300, 3)],
+        );
+        let cfg = An0404Config {
+            report_cleartext_carriers: true,
+            ..An0404Config::default()
+        };
+        let f = evaluate(&cfg, &ev).expect("fires");
         assert!(
             f.reasons.iter().any(|r| r.starts_with("cleartext http")),
             "{:?}",
@@ -595,7 +642,7 @@ mod tests {
         let ev = flow(
             4444,
             AppProto::Unknown,
-            [random_dir(20, 80, 1), DirEvidence::default()],
+            [random_dir(40, 100, 1), DirEvidence::default()],
         );
         assert_eq!(evaluate(&An0404Config::default(), &ev), None);
     }
@@ -621,7 +668,21 @@ mod tests {
         );
         let one = evaluate(&cfg, &one).expect("fires");
         let many = evaluate(&cfg, &beacon(8000)).expect("fires");
+        assert_eq!(one.severity, Severity::Low);
         assert!(one.severity < many.severity);
+    }
+
+    #[test]
+    fn flow_whose_start_was_not_captured_is_capped_at_low() {
+        let mut ev = beacon(80);
+        ev.start_seen = false;
+        let f = evaluate(&An0404Config::default(), &ev).expect("fires");
+        assert_eq!(f.severity, Severity::Low);
+        assert!(
+            f.reasons
+                .iter()
+                .any(|r| r.contains("start was not captured"))
+        );
     }
 
     #[test]

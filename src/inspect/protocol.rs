@@ -38,7 +38,9 @@
 mod content;
 mod recognise;
 
-pub use content::{ContentKind, HttpHeadView, content_kind, explain_content, http_head};
+pub use content::{
+    ContentKind, HttpHeadView, MAX_HTTP_HEAD, content_kind, explain_content, http_head,
+};
 
 use crate::flow::Direction;
 use ipnet::IpNet;

@@ -53,6 +53,14 @@ pub enum ContentKind {
     Mp3,
     /// WOFF/WOFF2 web font.
     Font,
+    /// Microsoft Cabinet (`MSCF`), e.g. Windows updates.
+    Cab,
+    /// Unix `ar` archive (Debian packages).
+    Ar,
+    /// RPM package.
+    Rpm,
+    /// LZ4 frame.
+    Lz4,
     /// Some other image, audio or video type, known only from its declared media type.
     DeclaredMedia,
     /// Some other compressed or archive type, known only from its declared media type.
@@ -83,6 +91,10 @@ impl ContentKind {
             ContentKind::Matroska => "matroska",
             ContentKind::Mp3 => "mp3",
             ContentKind::Font => "font",
+            ContentKind::Cab => "cab",
+            ContentKind::Ar => "ar",
+            ContentKind::Rpm => "rpm",
+            ContentKind::Lz4 => "lz4",
             ContentKind::DeclaredMedia => "declared_media",
             ContentKind::DeclaredCompressed => "declared_compressed",
         }
@@ -100,7 +112,8 @@ impl std::fmt::Display for ContentKind {
 /// Magics are the formats' own (gzip `1f 8b 08` with reserved flag bits clear, zlib `78 01|5e|9c|da`, zstd `28 b5 2f fd`, bzip2 `BZh1-9`, xz `fd 37 7a 58 5a 00`,
 /// 7z `37 7a bc af 27 1c`, zip `PK 03 04`/`PK 05 06`/`PK 07 08`, RAR `Rar! 1a 07`, PNG's
 /// 8-byte signature, JPEG `ff d8 ff`, `GIF87a`/`GIF89a`, `RIFF....WEBP`, ISO-BMFF `ftyp`
-/// at offset 4, `%PDF-`, `OggS`, EBML `1a 45 df a3`, `ID3`, `wOFF`/`wOF2`).
+/// at offset 4, `%PDF-`, `OggS`, EBML `1a 45 df a3`, `ID3`, `wOFF`/`wOF2`, cabinet
+/// `MSCF`, `!<arch>`, RPM `ed ab ee db`, LZ4 `04 22 4d 18`).
 ///
 /// # Panics
 ///
@@ -116,7 +129,11 @@ pub fn content_kind(bytes: &[u8]) -> Option<ContentKind> {
     if matches!(b.get(..2), Some([0x78, 0x01 | 0x5e | 0x9c | 0xda])) {
         return Some(ContentKind::Zlib);
     }
-    let table: [(&[u8], ContentKind); 20] = [
+    let table: [(&[u8], ContentKind); 24] = [
+        (b"MSCF\0\0\0\0", ContentKind::Cab),
+        (b"!<arch>\n", ContentKind::Ar),
+        (&[0xed, 0xab, 0xee, 0xdb], ContentKind::Rpm),
+        (&[0x04, 0x22, 0x4d, 0x18], ContentKind::Lz4),
         (&[0x28, 0xb5, 0x2f, 0xfd], ContentKind::Zstd),
         (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], ContentKind::Xz),
         (&[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c], ContentKind::SevenZip),

@@ -43,6 +43,8 @@ const UDP: &[Recogniser] = &[
     kerberos_udp,
     ssdp,
     sip,
+    // Last: a fallback for QUIC flows whose handshake preceded the capture.
+    quic_short_repeated,
 ];
 /// Recognisers that only confirm a verdict decided by the other direction: their
 /// structure is too thin to name a protocol alone.
@@ -199,8 +201,9 @@ fn first_line(d: &[u8], max: usize) -> Result<&[u8], Step> {
 // ---------------------------------------------------------------------------------------
 
 /// TLS record header `16 03 0{0..4}` + length + handshake type (client_hello to the
-/// server, server_hello to the client) + handshake length + legacy version `03 0{0..4}`
-/// (RFC 8446 §5.1, §4). Random match: about 2^-45 (seven fixed or bounded bytes).
+/// server, server_hello to the client; either is accepted in either direction, since a
+/// capture that missed the SYN swaps the roles) + handshake length + legacy version
+/// `03 0{0..4}` (RFC 8446 §5.1, §4). Random match: about 2^-44 (seven fixed or bounded bytes).
 fn tls(ctx: &Ctx<'_>) -> Step {
     let d = ctx.data;
     match byte(d, 0) {
@@ -214,11 +217,9 @@ fn tls(ctx: &Ctx<'_>) -> Step {
     if be16(d, 3).is_some_and(|l| !(4..=16384 + 2048).contains(&l)) {
         return Step::No;
     }
-    let want_hs = match ctx.dir {
-        Direction::ToServer => 1,
-        Direction::ToClient => 2,
-    };
-    if byte(d, 5).is_some_and(|t| t != want_hs) {
+    // Either hello in either direction: when the capture missed the SYN, the flow's
+    // "client" may be the server (costs a factor 2 in the random-match rate).
+    if byte(d, 5).is_some_and(|t| t != 1 && t != 2) {
         return Step::No;
     }
     // Handshake length: a ServerHello body is at least 38 bytes, a ClientHello 41.
@@ -226,9 +227,9 @@ fn tls(ctx: &Ctx<'_>) -> Step {
         return Step::No;
     }
     match (byte(d, 9), byte(d, 10)) {
-        (Some(3), Some(minor)) if minor <= 4 => match ctx.dir {
-            Direction::ToServer => weak(AppProto::Tls, "tls record header 16 03 0x + client_hello"),
-            Direction::ToClient => weak(AppProto::Tls, "tls record header 16 03 0x + server_hello"),
+        (Some(3), Some(minor)) if minor <= 4 => match byte(d, 5) {
+            Some(1) => weak(AppProto::Tls, "tls record header 16 03 0x + client_hello"),
+            _ => weak(AppProto::Tls, "tls record header 16 03 0x + server_hello"),
         },
         (Some(_), Some(_)) => Step::No,
         (Some(3), None) | (None, _) => Step::More,
@@ -336,12 +337,9 @@ fn rdp(ctx: &Ctx<'_>) -> Step {
     let (Some(len), Some(li), Some(code)) = (be16(d, 2), byte(d, 4), byte(d, 5)) else {
         return Step::More;
     };
-    let want = match ctx.dir {
-        Direction::ToServer => 0xe0,
-        Direction::ToClient => 0xd0,
-    };
     let len = usize::from(len);
-    if len >= 11 && usize::from(li) + 5 == len && code & 0xf0 == want {
+    // CR (0xe0) or CC (0xd0), in either direction (roles may be swapped, see `tls`).
+    if len >= 11 && usize::from(li) + 5 == len && matches!(code & 0xf0, 0xe0 | 0xd0) {
         if d.len() < len {
             return Step::More;
         }
@@ -444,7 +442,16 @@ fn http_request_line(d: &[u8], method_len: usize, proto: AppProto) -> Step {
     };
     let rest = line.get(method_len..).unwrap_or(&[]);
     let Some(sp) = memchr::memrchr(b' ', rest) else {
-        return Step::No;
+        // HTTP/0.9 simple request (RFC 1945 §4.1): `GET SP /path CRLF`.
+        let simple = method_len == 4
+            && rest.first() == Some(&b'/')
+            && rest.iter().all(|b| (0x21..0x7f).contains(b))
+            && d.starts_with(b"GET ");
+        return if simple {
+            weak(proto, "http/0.9 simple request")
+        } else {
+            Step::No
+        };
     };
     let target = rest.get(..sp).unwrap_or(&[]);
     let version = rest.get(sp.saturating_add(1)..).unwrap_or(&[]);
@@ -517,10 +524,8 @@ fn sip(ctx: &Ctx<'_>) -> Step {
 /// `* PREAUTH ` (IMAP RFC 9051 §7.1), `+OK` (POP3 RFC 1939 §4), each a complete printable
 /// first line. Random match: below 2^-50 (four fixed bytes and an all-printable line).
 fn banner(ctx: &Ctx<'_>) -> Step {
+    // Either direction: the roles are swapped when the capture missed the SYN.
     let d = ctx.data;
-    if ctx.dir != Direction::ToClient {
-        return Step::No;
-    }
     let candidates: [(&[u8], AppProto); 5] = [
         (b"220 ", AppProto::Smtp),
         (b"220-", AppProto::Smtp),
@@ -860,10 +865,9 @@ fn dcerpc(ctx: &Ctx<'_>) -> Step {
     else {
         return more_if(d.len() < 8);
     };
-    let ptype_ok = match ctx.dir {
-        Direction::ToServer => matches!(ptype, 0 | 11 | 14),
-        Direction::ToClient => matches!(ptype, 2 | 3 | 12 | 13 | 15),
-    };
+    // Client PDUs (request, bind, alter_context) or server PDUs (response, fault,
+    // bind_ack, bind_nak, alter_context_resp), in either direction.
+    let ptype_ok = matches!(ptype, 0 | 2 | 3 | 11..=15);
     if !ptype_ok || drep0 & 0xef != 0 || drep1 > 3 || drep2 != 0 || drep3 != 0 {
         return Step::No;
     }
@@ -911,19 +915,25 @@ mod ovpn {
         )
     }
 
-    /// Whether `b` (opcode and key id) opens a session from this side: a hard reset with
-    /// key id 0.
-    pub fn is_first(b: u8, to_server: bool) -> bool {
-        let (op, key) = (b >> 3, b & 7);
-        key == 0
-            && if to_server {
-                matches!(
-                    op,
-                    HARD_RESET_CLIENT_V1 | HARD_RESET_CLIENT_V2 | HARD_RESET_CLIENT_V3
-                )
-            } else {
-                matches!(op, HARD_RESET_SERVER_V1 | HARD_RESET_SERVER_V2)
-            }
+    /// Whether `b` (opcode and key id) is a client's hard reset with key id 0.
+    pub fn is_client_reset(b: u8) -> bool {
+        b & 7 == 0
+            && matches!(
+                b >> 3,
+                HARD_RESET_CLIENT_V1 | HARD_RESET_CLIENT_V2 | HARD_RESET_CLIENT_V3
+            )
+    }
+
+    /// Whether `b` is a server's hard reset with key id 0.
+    pub fn is_server_reset(b: u8) -> bool {
+        b & 7 == 0 && matches!(b >> 3, HARD_RESET_SERVER_V1 | HARD_RESET_SERVER_V2)
+    }
+
+    /// Whether `b` is a hard reset of either side. Either is accepted as the first packet
+    /// of either direction, since a capture that missed the client's first packet swaps
+    /// the roles.
+    pub fn is_reset(b: u8) -> bool {
+        is_client_reset(b) || is_server_reset(b)
     }
 }
 
@@ -939,7 +949,6 @@ fn openvpn_packet(
     own_first_sid: Option<&[u8]>,
     peer_first_sid: Option<&[u8]>,
 ) -> Step {
-    let to_server = ctx.dir == Direction::ToServer;
     let Some(b0) = byte(pkt, 0) else {
         return Step::More;
     };
@@ -948,11 +957,11 @@ fn openvpn_packet(
     }
     let sid = pkt.get(1..9).unwrap_or(&[]);
     if first_of_dir {
-        if !ovpn::is_first(b0, to_server) {
+        if !ovpn::is_reset(b0) {
             return Step::No;
         }
         if let Some(client_sid) = peer_first_sid
-            && !to_server
+            && ovpn::is_server_reset(b0)
             && client_sid.len() == 8
             && memmem::find(pkt.get(9..).unwrap_or(&[]), client_sid).is_some()
         {
@@ -979,14 +988,10 @@ fn openvpn_packet(
 fn openvpn_udp(ctx: &Ctx<'_>) -> Step {
     let own = ctx.own_first.filter(|h| h.bytes().len() >= 9);
     let peer = ctx.peer_first.filter(|h| {
-        h.bytes().len() >= 9 && h.bytes().first().is_some_and(|&b| ovpn::is_first(b, true))
+        h.bytes().len() >= 9 && h.bytes().first().is_some_and(|&b| ovpn::is_client_reset(b))
     });
     let own_sid = own
-        .filter(|h| {
-            h.bytes()
-                .first()
-                .is_some_and(|&b| ovpn::is_first(b, ctx.dir == Direction::ToServer))
-        })
+        .filter(|h| h.bytes().first().is_some_and(|&b| ovpn::is_reset(b)))
         .and_then(|h| h.bytes().get(1..9));
     if ctx.index > 0 && own_sid.is_none() {
         return Step::No;
@@ -1016,14 +1021,14 @@ fn openvpn_tcp(ctx: &Ctx<'_>) -> Step {
     let Some(b0) = byte(d, 2) else {
         return Step::More;
     };
-    if !ovpn::is_first(b0, ctx.dir == Direction::ToServer) {
+    if !ovpn::is_reset(b0) {
         return Step::No;
     }
     let first = d.get(2..len.saturating_add(2).min(d.len())).unwrap_or(&[]);
     let peer_sid = ctx
         .peer_first
         .map(|h| h.bytes())
-        .filter(|b| b.get(2).is_some_and(|&x| ovpn::is_first(x, true)))
+        .filter(|b| b.get(2).is_some_and(|&x| ovpn::is_client_reset(x)))
         .and_then(|b| b.get(3..11));
     match openvpn_packet(ctx, first, true, None, peer_sid) {
         m @ Step::Match { .. } => return m,
@@ -1159,6 +1164,33 @@ fn gquic_legacy(ctx: &Ctx<'_>) -> Step {
                 Step::No
             }
         }
+    }
+}
+
+/// QUIC short header (RFC 9000 §17.3: form bit 0, fixed bit 1) or Google QUIC public
+/// header with the connection-id flag, in two datagrams of one direction that carry the
+/// same 8 bytes after the first byte (the connection id). Only on udp/443: a repeated
+/// 8-byte prefix is thin proof alone. Names QUIC flows whose handshake preceded the
+/// capture. Random match: 2^-64 (and only on udp/443).
+fn quic_short_repeated(ctx: &Ctx<'_>) -> Step {
+    if !ctx.port_is(443) {
+        return Step::No;
+    }
+    let d = ctx.data;
+    let shaped = |b: u8| b & 0x80 == 0 && (b & 0x40 != 0 || b & 0x08 != 0);
+    if !byte(d, 0).is_some_and(shaped) || d.len() < 20 {
+        return Step::No;
+    }
+    if ctx.index == 0 {
+        return Step::More;
+    }
+    let own = ctx.own_first.map(|h| h.bytes());
+    match own {
+        Some(o) if o.first().is_some_and(|&b| shaped(b)) && o.get(1..9) == d.get(1..9) => weak(
+            AppProto::Quic,
+            "quic short-header packets repeating an 8-byte connection id on udp/443",
+        ),
+        _ => Step::No,
     }
 }
 
