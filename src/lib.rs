@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod engine;
 pub mod error;
 pub mod flow;

@@ -9,6 +9,7 @@
 //! input, allocates per payload, or grows without a bound.
 
 pub mod entropy;
+pub mod protocol;
 
 use crate::flow::{Direction, FlowMeta, Interest};
 use crate::time::Timestamp;

@@ -183,39 +183,14 @@ impl TcpSection {
     }
 }
 
-/// How serious an alert is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth a look when hunting.
-    Low,
-    /// Worth a ticket.
-    Medium,
-    /// Worth waking someone.
-    High,
-    /// Host and network evidence agree.
-    Critical,
-}
+pub use crate::detect::Severity;
 
-impl Severity {
-    /// Stable name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Suricata's numeric severity (1 is the most severe).
-    pub const fn eve_number(self) -> u8 {
-        match self {
-            Severity::Critical => 1,
-            Severity::High => 1,
-            Severity::Medium => 2,
-            Severity::Low => 3,
-        }
+/// Suricata's numeric alert severity for a [`Severity`] (1 is the most severe).
+pub const fn eve_severity(s: Severity) -> u8 {
+    match s {
+        Severity::Critical | Severity::High => 1,
+        Severity::Medium => 2,
+        Severity::Low => 3,
     }
 }
 
