@@ -325,7 +325,7 @@ fn ssh(ctx: &Ctx<'_>) -> Step {
 }
 
 /// TPKT version 3 (RFC 1006) whose length equals the bytes present, carrying an X.224
-/// Connection Request (to the server) or Connection Confirm (to the client) whose length
+/// Connection Request or Connection Confirm (either direction) whose length
 /// indicator matches (ITU-T X.224 §13.3, [MS-RDPBCGR] 2.2.1.1). Random match: about 2^-44.
 fn rdp(ctx: &Ctx<'_>) -> Step {
     let d = ctx.data;

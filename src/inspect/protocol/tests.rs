@@ -156,6 +156,15 @@ fn client_hello_split_into_tiny_segments_is_still_tls() {
 }
 
 #[test]
+fn server_hello_seen_first_is_tls_when_the_capture_missed_the_client() {
+    // Without the SYN the first sender is taken for the client: roles are swapped.
+    let (_, flight) = rustls_handshake();
+    let mut st = ProtocolState::new();
+    tcp(&mut st, ToServer, 51_000, &flight);
+    assert_eq!(proto(&st), Some(AppProto::Tls));
+}
+
+#[test]
 fn tls_on_port_853_is_dns_over_tls() {
     let (hello, _) = rustls_handshake();
     let mut st = ProtocolState::new();
@@ -501,6 +510,25 @@ fn quic_initial_shorter_than_1200_is_not_quic() {
     let mut st = ProtocolState::new();
     udp(&mut st, ToServer, 443, &quic_initial(1199, &mut rng));
     assert_eq!(proto(&st), None);
+}
+
+#[test]
+fn quic_short_headers_repeating_a_connection_id_are_quic_only_on_443() {
+    // RFC 9000 §17.3.1: 0b01xxxxxx, then the 8-byte destination connection id.
+    let mut rng = Rng(9);
+    let cid = rng.bytes(8);
+    let pkt = |rng: &mut Rng| {
+        let mut m = vec![0x41];
+        m.extend_from_slice(&cid);
+        m.extend_from_slice(&rng.bytes(60));
+        m
+    };
+    for (port, want) in [(443, Some(AppProto::Quic)), (4444, None)] {
+        let mut st = ProtocolState::new();
+        udp(&mut st, ToServer, port, &pkt(&mut rng));
+        udp(&mut st, ToServer, port, &pkt(&mut rng));
+        assert_eq!(proto(&st), want, "port {port}");
+    }
 }
 
 #[test]
