@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod flow;
 pub mod host;
+pub mod inspect;
 pub mod time;
 
 pub use time::Timestamp;
