@@ -332,9 +332,12 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([hi, lo]))
 }
 
+/// One extension: type, raw bytes including its 4-byte header, body.
+type RawExtension<'a> = (u16, &'a [u8], &'a [u8]);
+
 /// Walk an extension block: yields `(type, raw extension incl. header, body)`.
 /// Stops (returning `false` as the second element) at the first framing error.
-fn split_extensions(mut ext: &[u8]) -> (Vec<(u16, &[u8], &[u8])>, bool) {
+fn split_extensions(mut ext: &[u8]) -> (Vec<RawExtension<'_>>, bool) {
     let mut out = Vec::new();
     while !ext.is_empty() {
         let (Some(t), Some(len)) = (be16(ext, 0), be16(ext, 2)) else {

@@ -735,7 +735,12 @@ impl Inner {
         );
         let s = &mut self.summary;
         if sh.hello_retry_request {
+            // JA3S is taken from the first ServerHello-shaped message, HelloRetryRequest
+            // included, as TShark and Suricata do; version and cipher wait for the real one.
             s.hello_retry_request = true;
+            if s.ja3s.is_none() {
+                s.ja3s = Some(fingerprint::ja3s(&sh));
+            }
             return;
         }
         if s.server_hello.is_some() {
@@ -748,7 +753,9 @@ impl Inner {
             .alpn
             .as_deref()
             .map(|a| sanitize(a, handshake::MAX_NAME_BYTES));
-        s.ja3s = Some(fingerprint::ja3s(&sh));
+        if s.ja3s.is_none() {
+            s.ja3s = Some(fingerprint::ja3s(&sh));
+        }
         #[cfg(feature = "ja4plus")]
         {
             s.ja4s = Some(fingerprint::ja4s(&sh, transport));
@@ -966,7 +973,7 @@ fn check_chain(cfg: &TlsConfig, ts: Timestamp, s: &mut TlsSummary, certs: &[Cert
 fn sni_covered(sni: &str, leaf: &CertSummary) -> bool {
     if let Ok(ip) = sni.parse::<std::net::IpAddr>() {
         let t = ip.to_string();
-        return leaf.san_ip.iter().any(|x| *x == t);
+        return leaf.san_ip.contains(&t);
     }
     if !leaf.san_dns.is_empty() {
         return leaf.san_dns.iter().any(|p| cert::hostname_matches(p, sni));

@@ -437,7 +437,9 @@ mod tests {
         v
     }
 
-    fn collect(chunks: &[&[u8]]) -> (Vec<(u8, Option<Vec<u8>>)>, Result<(), RecordError>) {
+    type Seen = Vec<(u8, Option<Vec<u8>>)>;
+
+    fn collect(chunks: &[&[u8]]) -> (Seen, Result<(), RecordError>) {
         let mut r = RecordReader::new(true);
         let mut out = Vec::new();
         let mut res = Ok(());
