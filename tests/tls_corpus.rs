@@ -43,7 +43,10 @@ fn decode(link: u32, data: &[u8]) -> Option<SlicedPacket<'_>> {
         1 => SlicedPacket::from_ethernet(data).ok(),
         101 | 12 | 14 | 228 | 229 => SlicedPacket::from_ip(data).ok(),
         0 | 108 => SlicedPacket::from_ip(data.get(4..)?).ok(),
-        113 => SlicedPacket::from_linux_sll(data).ok(),
+        // etherparse rejects some ARPHRD types (loopback); the payload is IP either way.
+        113 => SlicedPacket::from_linux_sll(data)
+            .ok()
+            .or_else(|| SlicedPacket::from_ip(data.get(16..)?).ok()),
         276 => SlicedPacket::from_ip(data.get(20..)?).ok(),
         _ => None,
     }
@@ -281,6 +284,15 @@ fn fingerprints_match_corpus_oracles() {
         }
         let flows = run_capture(&path);
         let by_client: HashMap<String, &Flow> = flows.iter().map(|f| (ep(&f.client), f)).collect();
+        if std::env::var("TLS_CORPUS_DEBUG").is_ok_and(|v| name.contains(&v)) {
+            for f in &flows {
+                eprintln!(
+                    "flow {} summary={}",
+                    ep(&f.client),
+                    f.insp.summary().is_some()
+                );
+            }
+        }
         for line in oracle.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
