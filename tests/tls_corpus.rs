@@ -258,6 +258,8 @@ fn fingerprints_match_corpus_oracles() {
     let mut ja3s = Tally::default();
     let mut ja4 = Tally::default();
     let mut ja4_spec_diff = 0usize;
+    #[cfg(feature = "ja4plus")]
+    let mut ja4plus = Tally::default();
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -339,6 +341,28 @@ fn fingerprints_match_corpus_oracles() {
                 serde_json::from_str::<serde_json::Value>(&j)
         {
             for it in items {
+                #[cfg(feature = "ja4plus")]
+                {
+                    let client = format!(
+                        "{}:{}",
+                        it["src"].as_str().unwrap_or(""),
+                        it["srcport"].as_str().unwrap_or("")
+                    );
+                    let s = by_client.get(&client).and_then(|f| f.insp.summary());
+                    for (key, got) in [
+                        ("JA4S", s.and_then(|s| s.ja4s.clone())),
+                        ("JA4X.1", s.and_then(|s| s.ja4x.clone())),
+                    ] {
+                        if let Some(want) = it[key].as_str()
+                            && !want.starts_with('q')
+                        {
+                            if got.as_deref() != Some(want) {
+                                eprintln!("{name} {client}: {key} want {want} got {got:?}");
+                            }
+                            ja4plus.add(got.as_deref() == Some(want));
+                        }
+                    }
+                }
                 let Some(want) = it["JA4.1"].as_str() else {
                     continue;
                 };
@@ -384,6 +408,11 @@ fn fingerprints_match_corpus_oracles() {
         ja4.compared,
         ja4_spec_diff
     );
+    #[cfg(feature = "ja4plus")]
+    {
+        eprintln!("corpus: ja4s+ja4x {}/{}", ja4plus.matched, ja4plus.compared);
+        assert!(ja4plus.matched * 10 >= ja4plus.compared * 9);
+    }
     for (what, t) in [("ja3", &ja3), ("ja3s", &ja3s), ("ja4", &ja4)] {
         assert!(t.compared > 0, "no {what} vectors compared");
         assert!(

@@ -24,7 +24,11 @@
 //!   characters from the raw bytes even when they are not alphanumeric; we follow the
 //!   spec's hex rule above.
 //! - An SSLv2-compatible ClientHello gets no JA3 (Wireshark and Suricata compute none);
-//!   its JA4 uses version `s2` only when the hello's own version field is 0x0002.
+//!   its JA4 takes the version from the hello's version field (`0x0301` gives `10`), as
+//!   the spec's version rule says; `s2` only when that field is `0x0002`.
+//! - FoxIO's own reference output (`ja4__tls-non-ascii-alpn`) writes `99` for a
+//!   non-ASCII first ALPN value, from an older text of the spec; we follow the current
+//!   hex rule.
 
 use md5::Md5;
 use serde::Serialize;
@@ -222,11 +226,7 @@ pub fn ja4(ch: &ClientHelloSummary, transport: Ja4Transport) -> Ja4 {
         .filter(|s| !s.is_grease())
         .map(|s| s.0)
         .collect();
-    let version = if ch.sslv2_compat && ch.legacy_version.0 != 0x0002 {
-        ch.legacy_version
-    } else {
-        ch.max_version()
-    };
+    let version = ch.max_version();
     let a = format!(
         "{}{}{}{}{}{}",
         transport.letter(),

@@ -501,9 +501,8 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHelloSummary, HelloError>
 
 /// Summarise an SSLv2-compatible ClientHello *message* (after the 2-byte record header,
 /// starting at msg_type 1; RFC 5246 Appendix E.2). SSLv2 cipher specs are 3 bytes; those
-/// with a zero first byte are TLS suites and are kept as such, others as `0xffff` &
-/// their low 16 bits would collide, so they are dropped and only counted in
-/// `cipher_suites` when they map to TLS.
+/// whose first byte is 0 are TLS cipher suites and are kept, the SSLv2-only kinds are
+/// dropped. There are no extensions.
 ///
 /// # Errors
 /// [`HelloError::Sslv2`] when the message is too short for its own length fields.

@@ -69,7 +69,7 @@ use state::{HsEvent, HsState};
 /// Cap a byte string and make it safe for output: lossy UTF-8, control characters and
 /// backslashes escaped as `\xNN` / `\\`, cut at `max` bytes on a character boundary.
 pub fn sanitize(b: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(b.get(..max.saturating_mul(1)).unwrap_or(b));
+    let text = String::from_utf8_lossy(b.get(..max).unwrap_or(b));
     let mut out = String::with_capacity(text.len().min(max));
     for c in text.chars() {
         let piece = if c.is_control() {
@@ -112,7 +112,8 @@ pub struct TlsConfig {
     /// hostname_mismatch, weak_key, weak_cipher, obsolete_version; 0.4 weak_signature;
     /// 0.3 chain_order_broken, unparseable_certificate, app_data_before_handshake;
     /// 0.2 validity_too_long/short, malformed_record, oversized_handshake_message;
-    /// 0.1 missing_sni; 0.05 handshake_truncated.
+    /// 0.1 missing_sni; 0.05 handshake_truncated. A table given in TOML replaces the
+    /// whole default table.
     pub an1496_weights: BTreeMap<TlsAnomaly, f32>,
     /// Smallest AN1496 score reported. Default 0.3 (so `missing_sni` alone, 0.1, is not).
     pub an1496_min_score: f32,

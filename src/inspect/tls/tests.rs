@@ -762,3 +762,37 @@ fn config_from_empty_toml_is_default() {
     assert_eq!(c.max_validity_days, 398);
     assert_eq!(c.an1496_weights.get(&TlsAnomaly::MissingSni), Some(&0.5));
 }
+
+#[test]
+fn sslv2_compatible_client_hello_is_summarised_without_ja3() {
+    // Built field by field (RFC 5246 Appendix E.2): no library emits SSLv2 hellos any more.
+    let specs: [[u8; 3]; 3] = [[0, 0, 0x2f], [0, 0, 0x35], [0x07, 0x00, 0xc0]];
+    let challenge = [0x11u8; 16];
+    let mut msg = vec![1u8, 3, 1];
+    msg.extend_from_slice(&((specs.len() * 3) as u16).to_be_bytes());
+    msg.extend_from_slice(&0u16.to_be_bytes());
+    msg.extend_from_slice(&(challenge.len() as u16).to_be_bytes());
+    for s in specs {
+        msg.extend_from_slice(&s);
+    }
+    msg.extend_from_slice(&challenge);
+    let mut rec = vec![0x80 | (msg.len() >> 8) as u8, msg.len() as u8];
+    rec.extend_from_slice(&msg);
+    let cfg = TlsConfig::default();
+    let mut insp = TlsInspector::new();
+    for b in rec.chunks(1) {
+        assert_eq!(
+            insp.feed(&cfg, Direction::ToServer, ts(NOW), b),
+            TlsStatus::NeedMore
+        );
+    }
+    let s = insp.summary().cloned().unwrap_or_default();
+    assert!(s.sslv2_client_hello);
+    assert!(s.ja3.is_none());
+    assert_eq!(
+        s.ja4.as_deref(),
+        Some("t10i020000_f54dd463d39b_000000000000")
+    );
+    assert!(!s.anomalies.contains(TlsAnomaly::MissingSni));
+    assert_eq!(s.offered_versions, vec!["TLS 1.0"]);
+}
