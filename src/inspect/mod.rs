@@ -10,6 +10,7 @@
 
 pub mod entropy;
 pub mod protocol;
+pub mod tls;
 
 use crate::flow::{Direction, FlowMeta, Interest};
 use crate::time::Timestamp;
