@@ -727,3 +727,162 @@ pub fn tetragon_reader<R: BufRead>(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::HostError;
+    use crate::host::adapters::HostAdapter;
+    use std::io::Cursor;
+
+    fn run(
+        text: &str,
+    ) -> (
+        Vec<Result<HostEvent, HostError>>,
+        crate::host::adapters::AdapterStats,
+    ) {
+        let mut a = auditd_reader(Cursor::new(text.to_owned()), Some("lx"));
+        let items: Vec<_> = a.by_ref().collect();
+        (items, a.stats().clone())
+    }
+
+    #[test]
+    fn sockaddr_decodes_inet_inet6_and_rejects_unix() {
+        assert_eq!(
+            decode_sockaddr("02002BCB7F0000010000000000000000"),
+            Some(("127.0.0.1".parse().unwrap(), 11211))
+        );
+        assert_eq!(
+            decode_sockaddr("0A002BCB000000000000000000000000000000000000000100000000"),
+            Some(("::1".parse().unwrap(), 11211))
+        );
+        assert_eq!(decode_sockaddr("01002F7661722F72756E"), None);
+        assert_eq!(decode_sockaddr("0200"), None);
+        assert_eq!(decode_sockaddr("zz"), None);
+    }
+
+    #[test]
+    fn interleaved_groups_become_exec_and_connect() {
+        let text = "type=SYSCALL msg=audit(1604990501.123:4567): arch=c000003e syscall=59 success=yes exit=0 items=2 ppid=1 pid=4242 uid=1000 comm=\"python3\" exe=2F7573722F62696E2F707974686F6E33 key=(null)
+type=SYSCALL msg=audit(1604990501.200:4568): arch=c000003e syscall=42 success=no exit=-115 a0=3 ppid=1 pid=4242 uid=1000 comm=\"python3\" exe=\"/usr/bin/python3\"
+type=EXECVE msg=audit(1604990501.123:4567): argc=3 a0=\"python3\" a1_len=8 a1[0]=626561 a1[1]=636F6E2E7079 a2=\"-q\"
+type=SOCKADDR msg=audit(1604990501.200:4568): saddr=020011D1CB0071090000000000000000
+type=EOE msg=audit(1604990501.200:4568):
+garbage that is not audit
+type=PROCTITLE msg=audit(1604990501.123:4567): proctitle=707974686F6E3300626561636F6E2E7079
+type=EOE msg=audit(1604990501.123:4567):
+";
+        let (items, stats) = run(text);
+        assert!(matches!(items[1], Err(HostError::Parse { line: 6, .. })));
+        let ev: Vec<_> = items.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(ev.len(), 2);
+        let HostEventKind::NetworkConnect {
+            pid,
+            dest_ip,
+            dest_port,
+            src_ip,
+            ..
+        } = &ev[0].kind
+        else {
+            panic!("not a connect");
+        };
+        assert_eq!(
+            (*pid, dest_ip.to_string(), *dest_port, *src_ip),
+            (4242, "203.0.113.9".to_owned(), 4561, None)
+        );
+        let HostEventKind::ProcessStart {
+            image,
+            cmdline,
+            ppid,
+            ..
+        } = &ev[1].kind
+        else {
+            panic!("not a start");
+        };
+        assert_eq!(image, "/usr/bin/python3");
+        assert_eq!(cmdline.as_deref(), Some("python3 beacon.py -q"));
+        assert_eq!(*ppid, Some(1));
+        assert_eq!(ev[1].timestamp.to_string(), "2020-11-10T06:41:41.123000Z");
+        assert_eq!(ev[1].host, "lx");
+        assert_eq!(stats.lines_skipped, 1);
+    }
+
+    #[test]
+    fn open_groups_flush_at_end_and_failures_are_ignored() {
+        let text = "node=web1 type=SYSCALL msg=audit(1.5:10): arch=c000003e syscall=257 success=yes exit=3 pid=7 exe=\"/usr/bin/curl\"
+node=web1 type=PATH msg=audit(1.5:10): item=0 name=\"/usr/lib/x86_64-linux-gnu/libssl.so.3\" nametype=NORMAL
+type=SYSCALL msg=audit(1.6:11): arch=c000003e syscall=59 success=no exit=-2 pid=8 exe=\"/bin/sh\"
+type=SYSCALL msg=audit(1.7:12): arch=c00000b7 syscall=94 success=yes exit=0 pid=7
+";
+        let (items, stats) = run(text);
+        let ev: Vec<_> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(ev.len(), 2);
+        assert!(
+            matches!(&ev[0].kind, HostEventKind::ModuleLoad { module, .. } if module.ends_with("libssl.so.3"))
+        );
+        assert_eq!(ev[0].host, "web1");
+        assert!(matches!(
+            ev[1].kind,
+            HostEventKind::ProcessExit { pid: 7, .. }
+        ));
+        assert_eq!(stats.records_ignored, 1);
+    }
+
+    #[test]
+    fn auoms_keeps_inner_quotes_and_skips_failed_exec() {
+        let ok = r#"type=AUOMS_EXECVE audit(1652292621.990:84143): node=UBUNTU5 syscall=execve success=yes exit=0 ppid=1340 pid=17790 user=tomcat comm="bash" exe="/bin/bash" cmdline="bash -c "{echo,YmFz}|{bash,-i}"" redactors= containerid="#;
+        let Outcome::Event(ev) = convert_auoms(ok, None) else {
+            panic!("no event")
+        };
+        let HostEventKind::ProcessStart {
+            pid,
+            ppid,
+            cmdline,
+            user,
+            ..
+        } = &ev.kind
+        else {
+            panic!()
+        };
+        assert_eq!((*pid, *ppid), (17790, Some(1340)));
+        assert_eq!(
+            cmdline.as_deref(),
+            Some(r#"bash -c "{echo,YmFz}|{bash,-i}""#)
+        );
+        assert_eq!(user.as_deref(), Some("tomcat"));
+        assert_eq!(ev.host, "UBUNTU5");
+        let failed = ok.replace("success=yes", "success=no");
+        assert!(matches!(convert_auoms(&failed, None), Outcome::Ignored));
+        assert!(matches!(
+            convert_auoms("garbage", None),
+            Outcome::Malformed(..)
+        ));
+    }
+
+    #[test]
+    fn tetragon_exec_uses_exec_id_as_identity() {
+        let text = r#"{"process_exec":{"process":{"exec_id":"Z2tlOjEzNjY1ODIyNjI0ODU2OjY4Nzkw","pid":68790,"uid":0,"binary":"/usr/bin/netserver","arguments":"-D","start_time":"2022-10-18T03:16:18.273546829Z","parent_exec_id":"Z2tlOjE="},"parent":{"pid":1,"binary":"/sbin/init"}},"node_name":"node-1","time":"2022-10-18T03:16:18.273546829Z"}
+{"process_exec":{}}"#;
+        let mut a = tetragon_reader(Cursor::new(text), None);
+        let items: Vec<_> = a.by_ref().collect();
+        let ev = items[0].as_ref().unwrap();
+        let HostEventKind::ProcessStart {
+            pid,
+            ppid,
+            process_guid,
+            cmdline,
+            ..
+        } = &ev.kind
+        else {
+            panic!()
+        };
+        assert_eq!((*pid, *ppid), (68790, Some(1)));
+        assert_eq!(
+            process_guid.as_deref(),
+            Some("Z2tlOjEzNjY1ODIyNjI0ODU2OjY4Nzkw")
+        );
+        assert_eq!(cmdline.as_deref(), Some("/usr/bin/netserver -D"));
+        assert_eq!(ev.host, "node-1");
+        assert!(items[1].is_err());
+    }
+}

@@ -465,3 +465,112 @@ impl HostAdapter for ElasticReader {
         &self.stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn eslogger_exec_fork_exit_and_mmap() {
+        let text = r#"{"event_type":9,"time":"2023-03-01T12:00:00.5Z","process":{"audit_token":{"pid":500,"pidversion":3,"euid":501},"executable":{"path":"/bin/zsh"},"ppid":1},"event":{"exec":{"target":{"audit_token":{"pid":500,"pidversion":4,"euid":501},"executable":{"path":"/usr/bin/curl"},"ppid":1},"args":["curl","-s","https://example.net"]}}}
+{"event_type":11,"time":"2023-03-01T12:00:01Z","process":{"audit_token":{"pid":1,"pidversion":1,"euid":0},"executable":{"path":"/sbin/launchd"}},"event":{"fork":{"child":{"audit_token":{"pid":600,"pidversion":9},"executable":{"path":"/sbin/launchd"}}}}}
+{"event_type":12,"time":"2023-03-01T12:00:02Z","process":{"audit_token":{"pid":600,"pidversion":9}},"event":{"mmap":{"source":{"path":"/usr/lib/libcrypto.46.dylib"}}}}
+{"event_type":13,"time":"2023-03-01T12:00:03Z","process":{"audit_token":{"pid":600,"pidversion":9}},"event":{"open":{"file":{"path":"/etc/hosts"}}}}
+{"event_type":32,"time":"2023-03-01T12:00:04Z","process":{"audit_token":{"pid":600,"pidversion":9}},"event":{"exit":{"stat":0}}}
+{"event_type":32,"process":{}}"#;
+        let mut a = eslogger_reader(Cursor::new(text), Some("mac"));
+        let items: Vec<_> = a.by_ref().collect();
+        let ev: Vec<_> = items.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(ev.len(), 4);
+        let HostEventKind::ProcessStart {
+            pid,
+            image,
+            cmdline,
+            process_guid,
+            ..
+        } = &ev[0].kind
+        else {
+            panic!()
+        };
+        assert_eq!((*pid, image.as_str()), (500, "/usr/bin/curl"));
+        assert_eq!(cmdline.as_deref(), Some("curl -s https://example.net"));
+        assert_eq!(process_guid.as_deref(), Some("500-4"));
+        let HostEventKind::ProcessStart {
+            pid,
+            ppid,
+            parent_image,
+            ..
+        } = &ev[1].kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (*pid, *ppid, parent_image.as_deref()),
+            (600, Some(1), Some("/sbin/launchd"))
+        );
+        assert!(
+            matches!(&ev[2].kind, HostEventKind::ModuleLoad { module, .. } if module.contains("libcrypto"))
+        );
+        assert!(matches!(
+            ev[3].kind,
+            HostEventKind::ProcessExit { pid: 600, .. }
+        ));
+        assert!(
+            ev.iter()
+                .all(|e| e.platform == Platform::Macos && e.host == "mac")
+        );
+        assert_eq!(a.stats().records_ignored, 1);
+        assert_eq!(a.stats().lines_skipped, 1);
+    }
+
+    #[test]
+    fn kibana_json_with_triple_quotes_trailing_commas_and_joined_docs() {
+        let text = r#"{
+  "_source": {
+    "@timestamp": "2021-01-09T19:13:43.945128Z",
+    "event": {"action": "exec", "category": ["process"],},
+    "host": {"hostname": "mac-1", "os": {"family": "macos"}},
+    "process": {"pid": 4465, "executable": "/bin/sh", "entity_id": "YzJk",
+      "command_line": """sh -c "x" \path""",
+      "parent": {"pid": 1, "executable": "/sbin/launchd"},
+    },
+  }
+},
+{"hits": {"events": [{"_source": {"@timestamp": "2021-01-09T19:13:44Z", "event": {"action": "end"}, "process": {"pid": 4465}}}]}}
+"#;
+        let mut r = ElasticReader::new(Cursor::new(text), None).unwrap();
+        let items: Vec<_> = r.by_ref().collect();
+        assert_eq!(items.len(), 2);
+        let ev = items[0].as_ref().unwrap();
+        let HostEventKind::ProcessStart {
+            pid,
+            ppid,
+            cmdline,
+            parent_image,
+            ..
+        } = &ev.kind
+        else {
+            panic!()
+        };
+        assert_eq!((*pid, *ppid), (4465, Some(1)));
+        assert_eq!(cmdline.as_deref(), Some(r#"sh -c "x" \path"#));
+        assert_eq!(parent_image.as_deref(), Some("/sbin/launchd"));
+        assert_eq!(ev.host, "mac-1");
+        assert!(matches!(
+            items[1].as_ref().unwrap().kind,
+            HostEventKind::ProcessExit { pid: 4465, .. }
+        ));
+        assert_eq!(r.stats().count("process_start"), 1);
+    }
+
+    #[test]
+    fn broken_elastic_document_is_one_error_with_its_line() {
+        let text = "{\"_source\": {\"@timestamp\": \"2021-01-09T19:13:43Z\", \"event\": {\"action\": \"exec\"}, \"process\": {\"pid\": 1}}}\n{\"_source\": {oops\n";
+        let items: Vec<_> = ElasticReader::new(Cursor::new(text), None)
+            .unwrap()
+            .collect();
+        assert_eq!(items.len(), 2);
+        assert!(matches!(items[1], Err(HostError::Parse { line: 2, .. })));
+    }
+}

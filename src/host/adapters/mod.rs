@@ -654,7 +654,7 @@ pub(crate) fn html_unescape(s: &str) -> String {
     while let Some(pos) = rest.find('&') {
         out.push_str(rest.get(..pos).unwrap_or(""));
         let after = rest.get(pos..).unwrap_or("");
-        let end = after.get(..12).and_then(|w| w.find(';'));
+        let end = after.get(..after.len().min(12)).and_then(|w| w.find(";"));
         let decoded = end.and_then(|e| {
             let ent = after.get(1..e)?;
             let ch = match ent {

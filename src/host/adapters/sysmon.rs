@@ -914,3 +914,217 @@ impl<R: Read + Seek> HostAdapter for EvtxReader<R> {
         &self.stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::adapters::HostAdapter;
+    use std::io::Cursor;
+
+    fn events(
+        text: &str,
+    ) -> (
+        Vec<Result<HostEvent, HostError>>,
+        crate::host::adapters::AdapterStats,
+    ) {
+        let mut a = sysmon_json_reader(Cursor::new(text.to_owned()), Some("fallback"));
+        let items: Vec<_> = a.by_ref().collect();
+        (items, a.stats().clone())
+    }
+
+    #[test]
+    fn flat_eid1_prefers_utctime_and_normalizes_guid_and_escapes() {
+        let line = r#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","SourceName":"Microsoft-Windows-Sysmon","Hostname":"WS5","@timestamp":"2021-06-11T09:07:15.635Z","UtcTime":"2021-06-12 01:07:15.6331234","ProcessGuid":"{E2C04BB9-08C3-60C4-1C17-400100000000}","ProcessId":"2164","Image":"C:\\Tools\\a&amp;b.exe","CommandLine":"a.exe -x","User":"WS5\\bob","ParentProcessId":"5632","ParentImage":"C:\\Windows\\System32\\cmd.exe","ParentProcessGuid":"{E2C04BB9-D0F0-60C3-48DA-EC0000000000}"}"#;
+        let (items, stats) = events(line);
+        let ev = items[0].as_ref().unwrap();
+        assert_eq!(ev.timestamp.to_string(), "2021-06-12T01:07:15.633123Z");
+        assert_eq!(ev.host, "WS5");
+        assert_eq!(ev.platform, Platform::Windows);
+        let HostEventKind::ProcessStart {
+            pid,
+            ppid,
+            image,
+            process_guid,
+            parent_guid,
+            ..
+        } = &ev.kind
+        else {
+            panic!("not a process start");
+        };
+        assert_eq!((*pid, *ppid), (2164, Some(5632)));
+        assert_eq!(image, "C:\\Tools\\a&b.exe");
+        assert_eq!(
+            process_guid.as_deref(),
+            Some("e2c04bb9-08c3-60c4-1c17-400100000000")
+        );
+        assert_eq!(
+            parent_guid.as_deref(),
+            Some("e2c04bb9-d0f0-60c3-48da-ec0000000000")
+        );
+        assert_eq!(stats.count("process_start"), 1);
+    }
+
+    #[test]
+    fn nxlog_row_takes_subject_pid_from_message_not_service_pid() {
+        let line = r#"{"EventID":7,"Channel":"Microsoft-Windows-Sysmon/Operational","SourceName":"Microsoft-Windows-Sysmon","Hostname":"IT001.shire.com","ProcessID":3140,"UtcTime":"2019-12-05 01:49:48.010","ProcessGuid":"{a158f72c-623c-5de8-0000-0010b14b7400}","Image":"C:\\Windows\\System32\\gpupdate.exe","ImageLoaded":"C:\\Windows\\System32\\bcrypt.dll","Message":"Image loaded:\r\nRuleName: \r\nProcessGuid: {a158f72c-623c-5de8-0000-0010b14b7400}\r\nProcessId: 4892\r\nImage: C:\\Windows\\System32\\gpupdate.exe"}"#;
+        let (items, _) = events(line);
+        let HostEventKind::ModuleLoad { pid, module, .. } = &items[0].as_ref().unwrap().kind else {
+            panic!("not a module load");
+        };
+        assert_eq!(*pid, 4892);
+        assert!(module.ends_with("bcrypt.dll"));
+    }
+
+    #[test]
+    fn eid7_without_any_pid_uses_pid_learned_from_guid_else_zero() {
+        let text = [
+            r#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"h","UtcTime":"2020-09-19 21:17:00.000","ProcessGuid":"{b34bc01c-add5-5f66-2210-000000000400}","ProcessId":"812","Image":"C:\\x\\InstallUtil.exe"}"#,
+            r#"{"EventID":7,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"h","UtcTime":"2020-09-19 21:17:01.000","ProcessGuid":"{b34bc01c-add5-5f66-2210-000000000400}","ImageLoaded":"C:\\Windows\\System32\\rsaenh.dll"}"#,
+            r#"{"EventID":7,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"h","UtcTime":"2020-09-19 21:17:02.000","ProcessGuid":"{b34bc01c-0000-0000-0000-000000000999}","ImageLoaded":"C:\\Windows\\System32\\crypt32.dll"}"#,
+            r#"{"EventID":7,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"h","UtcTime":"2020-09-19 21:17:02.000","ImageLoaded":"C:\\Windows\\System32\\crypt32.dll"}"#,
+        ]
+        .join("\n");
+        let (items, stats) = events(&text);
+        assert_eq!(items[1].as_ref().unwrap().kind.pid(), 812);
+        assert_eq!(items[2].as_ref().unwrap().kind.pid(), 0);
+        assert!(
+            matches!(&items[3], Err(HostError::Parse { line: 4, reason }) if reason.starts_with("no_pid"))
+        );
+        assert_eq!(stats.skip_reasons.get("no_pid"), Some(&1));
+    }
+
+    #[test]
+    fn inbound_eid3_is_oriented_by_host_name_and_ipv6_is_normalized() {
+        let line = r#"{"EventID":3,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"HFDC01.shire.com","UtcTime":"2019-12-05 01:49:28.817","ProcessId":"4","Image":"System","Protocol":"tcp","Initiated":"false","SourceIp":"fe80:0:0:0:5d54:ed5a:760f:c4ff","SourceHostname":"-","SourcePort":"59324","DestinationIp":"fe80:0:0:0:5d54:ed5a:760f:c4fe","DestinationHostname":"HFDC01.shire.com","DestinationPort":"445"}"#;
+        let (items, _) = events(line);
+        let HostEventKind::NetworkConnect {
+            src_ip,
+            src_port,
+            dest_ip,
+            dest_port,
+            direction,
+            proto,
+            ..
+        } = &items[0].as_ref().unwrap().kind
+        else {
+            panic!("not a connect");
+        };
+        assert_eq!(*direction, ConnDirection::Inbound);
+        assert_eq!(*proto, HostProto::Tcp);
+        assert_eq!(src_ip.unwrap().to_string(), "fe80::5d54:ed5a:760f:c4ff");
+        assert_eq!(*src_port, Some(59324));
+        assert_eq!(dest_ip.to_string(), "fe80::5d54:ed5a:760f:c4fe");
+        assert_eq!(*dest_port, 445);
+    }
+
+    #[test]
+    fn inbound_eid3_without_host_names_puts_service_port_on_dest() {
+        // Sysmon wrote the local listener as Source here.
+        let line = r#"{"EventID":3,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"ws","UtcTime":"2019-12-05 01:49:28.817","ProcessId":"900","Protocol":"tcp","Initiated":"false","SourceIp":"10.0.0.2","SourcePort":"3389","DestinationIp":"10.0.0.9","DestinationPort":"50123"}"#;
+        let (items, _) = events(line);
+        let HostEventKind::NetworkConnect {
+            src_ip,
+            dest_port,
+            direction,
+            ..
+        } = &items[0].as_ref().unwrap().kind
+        else {
+            panic!("not a connect");
+        };
+        assert_eq!(*direction, ConnDirection::Inbound);
+        assert_eq!(src_ip.unwrap().to_string(), "10.0.0.9");
+        assert_eq!(*dest_port, 3389);
+    }
+
+    #[test]
+    fn security_5156_and_4688_map_pids_and_direction() {
+        let text = [
+            r#"{"EventID":5156,"Channel":"Security","SourceName":"Microsoft-Windows-Security-Auditing","Hostname":"Pedro01","TimeCreated":"2022-08-04T08:36:15.748Z","ProcessID":"3720","Application":"\\device\\harddiskvolume2\\windows\\system32\\svchost.exe","Direction":"%%14592","SourceAddress":"192.168.56.43","SourcePort":"3389","DestAddress":"192.168.56.40","DestPort":"50000","Protocol":"6"}"#,
+            r#"{"EventID":4688,"Channel":"Security","Hostname":"Pedro01","TimeCreated":"2022-08-04T08:36:23.570Z","NewProcessId":"0x2560","NewProcessName":"C:\\Windows\\System32\\smartscreen.exe","ProcessId":"0x31c","CommandLine":"smartscreen.exe -Embedding","SubjectDomainName":"WORKGROUP","SubjectUserName":"PEDRO01$","ParentProcessName":"C:\\Windows\\System32\\svchost.exe"}"#,
+        ]
+        .join("\n");
+        let (items, _) = events(&text);
+        let HostEventKind::NetworkConnect {
+            pid,
+            src_ip,
+            dest_port,
+            direction,
+            ..
+        } = &items[0].as_ref().unwrap().kind
+        else {
+            panic!("not a connect");
+        };
+        assert_eq!(
+            (*pid, *dest_port, *direction),
+            (3720, 3389, ConnDirection::Inbound)
+        );
+        assert_eq!(src_ip.unwrap().to_string(), "192.168.56.40");
+        let HostEventKind::ProcessStart {
+            pid, ppid, user, ..
+        } = &items[1].as_ref().unwrap().kind
+        else {
+            panic!("not a start");
+        };
+        assert_eq!((*pid, *ppid), (0x2560, Some(0x31c)));
+        assert_eq!(user.as_deref(), Some("WORKGROUP\\PEDRO01$"));
+    }
+
+    #[test]
+    fn winlogbeat_and_embedded_xml_shapes_are_read() {
+        let text = [
+            r#"{"@timestamp":"2023-01-01T00:00:00Z","winlog":{"event_id":"5","channel":"Microsoft-Windows-Sysmon/Operational","provider_name":"Microsoft-Windows-Sysmon","computer_name":"beat-1","event_data":{"UtcTime":"2023-01-01 00:00:01.000","ProcessGuid":"{aaaaaaaa-0000-0000-0000-000000000001}","ProcessId":"77","Image":"C:\\a.exe"}}}"#,
+            r#"{"EventID":7,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"x","EventData":"<Data Name=\"UtcTime\">2023-01-01 00:00:02.000</Data><Data Name=\"ProcessId\">78</Data><Data Name=\"ImageLoaded\">C:\\w\\ncrypt.dll</Data>"}"#,
+            "{not json",
+        ]
+        .join("\n");
+        let (items, stats) = events(&text);
+        assert_eq!(items[0].as_ref().unwrap().host, "beat-1");
+        assert!(matches!(
+            items[0].as_ref().unwrap().kind,
+            HostEventKind::ProcessExit { pid: 77, .. }
+        ));
+        assert!(
+            matches!(&items[1].as_ref().unwrap().kind, HostEventKind::ModuleLoad { pid: 78, module, .. } if module.ends_with("ncrypt.dll"))
+        );
+        assert!(matches!(items[2], Err(HostError::Parse { line: 3, .. })));
+        assert_eq!(stats.lines_skipped, 1);
+    }
+
+    #[test]
+    fn xml_reader_handles_split_joined_and_broken_events() {
+        let ev = |pid: u32| {
+            format!(
+                "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Linux-Sysmon'/><EventID>5</EventID><TimeCreated SystemTime='2022-05-11T18:10:20.399931000Z'/><Channel>Linux-Sysmon/Operational</Channel><Computer>UBUNTU5</Computer></System><EventData><Data Name='UtcTime'>2022-05-11 18:10:20.395</Data><Data Name='ProcessGuid'>{{94325212-f5aa-627b-082b-60e4b9550000}}</Data><Data Name='ProcessId'>{pid}</Data><Data Name='Image'>&lt;unknown&gt;</Data></EventData></Event>"
+            )
+        };
+        let split = ev(3).replace("<EventData>", "\n<EventData>\n");
+        let text = format!(
+            "<Events>\n{}{}\n{}\n<Event><System><EventID>1</EventID></Sys\n</Events>\n",
+            ev(1),
+            ev(2),
+            split
+        );
+        let mut a = sysmon_xml_reader(Cursor::new(text), None);
+        let items: Vec<_> = a.by_ref().collect();
+        let pids: Vec<u32> = items
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|e| e.kind.pid())
+            .collect();
+        assert_eq!(pids, vec![1, 2, 3]);
+        let first = items[0].as_ref().unwrap();
+        assert_eq!(first.platform, Platform::Linux);
+        assert_eq!(first.host, "UBUNTU5");
+        assert_eq!(a.stats().lines_skipped, 1);
+    }
+
+    #[test]
+    fn lenient_xml_salvages_truncated_and_unescaped_events() {
+        let cut = "<Event><System><Provider Name=\"Linux-Sysmon\"/><EventID>1</EventID><TimeCreated SystemTime=\"2022-05-11T18:10:21.990Z\"/><Channel>Linux-Sysmon/Operational</Channel><Computer>UBUNTU5</Computer></System><EventData><Data Name=\"UtcTime\">2022-05-11 18:10:21.990</Data><Data Name=\"ProcessId\">17790</Data><Data Name=\"Image\">&lt unknown process&gt </Data><Data Name=\"CommandLine\">bash -c {echo,YmFz";
+        let rec = record_from_xml(cut).unwrap();
+        assert_eq!(rec.event_id, 1);
+        assert_eq!(rec.get("ProcessId"), Some("17790"));
+        assert_eq!(rec.get("CommandLine"), Some("bash -c {echo,YmFz"));
+        assert!(record_from_xml("<Event><System></System>").is_err());
+    }
+}
