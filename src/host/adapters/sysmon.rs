@@ -22,8 +22,9 @@
 //! - `ProcessGuid` is kept without braces, lowercase. IPv6 is parsed as `IpAddr`
 //!   (Sysmon writes it uncompressed). `&amp;`-style escapes in image names are decoded.
 //! - Sysmon EID 3 orientation: `Initiated=true` means the Source side is local. For
-//!   `Initiated=false` Sysmon is inconsistent, so the local side is the one whose host
-//!   name matches the computer, else the one on the lower (service) port.
+//!   `Initiated=false` Sysmon is inconsistent, so the local (accepting) side is the one
+//!   on a service port when the other is ephemeral (>= 32768), else the one whose host
+//!   name alone matches the computer, else the one on the lower port.
 //! - WFP 5156 always writes the local side as Source; `Direction` `%%14592` (inbound) flips
 //!   the canonical tuple.
 //! - Image paths of 5156 stay in the `\device\harddiskvolumeN\...` form the event has.
@@ -330,6 +331,9 @@ fn same_host(a: Option<&str>, computer: Option<&str>) -> bool {
     }
 }
 
+/// Lowest port taken as a client's ephemeral port (Linux 32768+, Windows 49152+).
+const EPHEMERAL_PORT_MIN: u16 = 32768;
+
 fn sysmon_endpoints(
     rec: &WinRecord,
 ) -> Result<(HostProto, Endpoints), Option<(&'static str, &'static str)>> {
@@ -368,11 +372,17 @@ fn sysmon_endpoints(
     }
     // Inbound: find which side is this host.
     let computer = rec.computer.as_deref();
-    let src_local = if same_host(rec.get("DestinationHostname"), computer) {
-        false
-    } else if same_host(rec.get("SourceHostname"), computer) {
-        true
+    let src_named = same_host(rec.get("SourceHostname"), computer);
+    let dst_named = same_host(rec.get("DestinationHostname"), computer);
+    let (src_eph, dst_eph) = (src.1 >= EPHEMERAL_PORT_MIN, dst.1 >= EPHEMERAL_PORT_MIN);
+    let src_local = if src_eph != dst_eph {
+        // Accepted connection: this host is on the service (non-ephemeral) port.
+        !src_eph
+    } else if src_named != dst_named {
+        src_named
     } else {
+        // Both or neither named after this host (loopback, no names): the
+        // accepting side is the one on the lower (service) port.
         src.1 < dst.1
     };
     let (local, remote) = if src_local { (src, dst) } else { (dst, src) };
