@@ -1,16 +1,18 @@
 //! Convert host telemetry files to normalized host-event JSON lines.
 //!
 //! ```text
-//! host_ingest [--format F] [--host NAME] FILE...
+//! host_ingest [--format F] [--host NAME] [--at RFC3339] FILE...
 //! ```
 //!
 //! The format is detected from each file's content unless `--format` names one
 //! (`sysmon-evtx`, `sysmon-xml`, `sysmon-json`, `auditd`, `auoms`, `tetragon`,
 //! `eslogger`, `elastic-endpoint`, `lsof`, `esxcli`, `esxi-syslog`, `jsonl`). Events go
 //! to stdout, one JSON object a line; a per-file summary (events by kind, records
-//! ignored, lines skipped and why) goes to stderr.
+//! ignored, lines skipped and why) goes to stderr. `--host` names the host for formats
+//! that carry none; `--at` is the time an lsof/esxcli snapshot was taken.
 
-use entrospect::host::adapters::{HostFormat, open_host_file};
+use entrospect::Timestamp;
+use entrospect::host::adapters::{HostFormat, OpenOptions, open_host_file_with};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut format = None;
     let mut host = None;
+    let mut at = Timestamp::ZERO;
     let mut files: Vec<PathBuf> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -35,22 +38,34 @@ fn main() -> ExitCode {
                 format = Some(f);
             }
             "--host" => host = args.next(),
+            "--at" => {
+                let Some(t) = args.next().as_deref().and_then(Timestamp::parse_rfc3339) else {
+                    eprintln!("--at needs an RFC 3339 time");
+                    return ExitCode::from(2);
+                };
+                at = t;
+            }
             "-h" | "--help" => {
-                eprintln!("usage: host_ingest [--format F] [--host NAME] FILE...");
+                eprintln!("usage: host_ingest [--format F] [--host NAME] [--at RFC3339] FILE...");
                 return ExitCode::SUCCESS;
             }
             _ => files.push(PathBuf::from(a)),
         }
     }
     if files.is_empty() {
-        eprintln!("usage: host_ingest [--format F] [--host NAME] FILE...");
+        eprintln!("usage: host_ingest [--format F] [--host NAME] [--at RFC3339] FILE...");
         return ExitCode::from(2);
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
     for path in &files {
-        let mut adapter = match open_host_file(path, format, host.as_deref()) {
+        let opts = OpenOptions {
+            format,
+            default_host: host.clone(),
+            snapshot_time: at,
+        };
+        let mut adapter = match open_host_file_with(path, &opts) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("{}: {e}", path.display());

@@ -467,6 +467,19 @@ pub fn open_host_file(
     format: Option<HostFormat>,
     default_host: Option<&str>,
 ) -> Result<BoxedAdapter, HostError> {
+    open_file_inner(
+        path,
+        &OpenOptions {
+            format,
+            default_host: default_host.map(str::to_owned),
+            snapshot_time: crate::time::Timestamp::ZERO,
+        },
+    )
+}
+
+fn open_file_inner(path: &Path, opts: &OpenOptions) -> Result<BoxedAdapter, HostError> {
+    let format = opts.format;
+    let default_host = opts.default_host.as_deref();
     let mut file = File::open(path)?;
     let mut head = vec![0u8; 8192];
     let n = read_up_to(&mut file, &mut head)?;
@@ -484,7 +497,12 @@ pub fn open_host_file(
                 })?
             }
         };
-        return open_reader(std::io::Cursor::new(data), fmt, default_host);
+        return open_reader_at(
+            std::io::Cursor::new(data),
+            fmt,
+            default_host,
+            opts.snapshot_time,
+        );
     }
     let fmt = match format {
         Some(f) => f,
@@ -494,7 +512,32 @@ pub fn open_host_file(
     if fmt == HostFormat::SysmonEvtx {
         return Ok(Box::new(sysmon::EvtxReader::new(file, default_host)?));
     }
-    open_reader(BufReader::with_capacity(64 << 10, file), fmt, default_host)
+    open_reader_at(
+        BufReader::with_capacity(64 << 10, file),
+        fmt,
+        default_host,
+        opts.snapshot_time,
+    )
+}
+
+/// How to open a host telemetry file (see [`open_host_file_with`]).
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Force a format; `None` detects it from the content.
+    pub format: Option<HostFormat>,
+    /// Host name for formats that carry none (auditd without `node=`, eslogger, lsof,
+    /// esxcli).
+    pub default_host: Option<String>,
+    /// When a snapshot without timestamps (lsof, esxcli) was taken; the epoch if unset.
+    pub snapshot_time: crate::time::Timestamp,
+}
+
+/// [`open_host_file`] with all options.
+///
+/// # Errors
+/// As [`open_host_file`].
+pub fn open_host_file_with(path: &Path, opts: &OpenOptions) -> Result<BoxedAdapter, HostError> {
+    open_file_inner(path, opts)
 }
 
 /// Open an adapter of a known format over any seekable reader.
@@ -505,6 +548,19 @@ pub fn open_reader<R: BufRead + Seek + Send + 'static>(
     reader: R,
     format: HostFormat,
     default_host: Option<&str>,
+) -> Result<BoxedAdapter, HostError> {
+    open_reader_at(reader, format, default_host, crate::time::Timestamp::ZERO)
+}
+
+/// [`open_reader`] with the time of a snapshot format (lsof, esxcli).
+///
+/// # Errors
+/// As [`open_host_file`].
+pub fn open_reader_at<R: BufRead + Seek + Send + 'static>(
+    reader: R,
+    format: HostFormat,
+    default_host: Option<&str>,
+    snapshot_time: crate::time::Timestamp,
 ) -> Result<BoxedAdapter, HostError> {
     let host = default_host.map(str::to_owned);
     Ok(match format {
@@ -519,16 +575,8 @@ pub fn open_reader<R: BufRead + Seek + Send + 'static>(
         HostFormat::ElasticEndpoint => {
             Box::new(macos_es::ElasticReader::new(reader, default_host)?)
         }
-        HostFormat::Lsof => Box::new(lsof::lsof_reader(
-            reader,
-            host.as_deref(),
-            crate::time::Timestamp::ZERO,
-        )),
-        HostFormat::Esxcli => Box::new(esxi::esxcli_reader(
-            reader,
-            host.as_deref(),
-            crate::time::Timestamp::ZERO,
-        )),
+        HostFormat::Lsof => Box::new(lsof::lsof_reader(reader, host.as_deref(), snapshot_time)),
+        HostFormat::Esxcli => Box::new(esxi::esxcli_reader(reader, host.as_deref(), snapshot_time)),
         HostFormat::EsxiSyslog => Box::new(esxi::esxi_syslog_reader(reader, default_host)),
     })
 }
@@ -869,6 +917,43 @@ mod tests {
             "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
         ));
         assert!(!is_crypto_library("/usr/lib/libc.so.6"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Arbitrary bytes, and seeds with bytes flipped, never panic any text adapter
+        /// and every adapter ends.
+        #[test]
+        fn arbitrary_input_never_panics_a_text_adapter(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..16),
+        ) {
+            let seeds: [&[u8]; 4] = [
+                b"type=SYSCALL msg=audit(1.2:3): arch=c000003e syscall=42 success=yes pid=7 exe=\"/x\"\ntype=SOCKADDR msg=audit(1.2:3): saddr=0A000016000000000000000000000000000000000000000100000000\n",
+                br#"{"EventID":3,"Channel":"Sysmon","Hostname":"h","UtcTime":"2020-09-04 16:09:40.123","ProcessId":"1","Protocol":"tcp","Initiated":"false","SourceIp":"::1","SourcePort":"5","DestinationIp":"10.0.0.2","DestinationPort":"80"}"#,
+                b"<Event><System><EventID>1</EventID><Channel>Sysmon</Channel></System><EventData><Data Name='ProcessId'>4</Data><Data Name='Image'>&amp;&#x41;&#99999999;</Data></EventData></Event>",
+                br#"{"_source":{"@timestamp":"2021-01-09T19:13:43Z","event":{"action":"exec"},"process":{"pid":1,"command_line":"""a "b" c""",},}},"#,
+            ];
+            for input in std::iter::once(noise.clone()).chain(seeds.iter().map(|s| {
+                let mut v = s.to_vec();
+                for (at, b) in &flips {
+                    if let Some(slot) = v.get_mut(at % s.len().max(1)) {
+                        *slot = *b;
+                    }
+                }
+                v
+            })) {
+                let _ = detect_format(&input, None);
+                for format in HostFormat::ALL {
+                    if format == HostFormat::SysmonEvtx {
+                        continue;
+                    }
+                    if let Ok(a) = open_reader(std::io::Cursor::new(input.clone()), format, None) {
+                        proptest::prop_assert!(a.take(100_000).count() < 100_000);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
