@@ -432,6 +432,25 @@ fn auoms_and_tetragon_give_process_starts() {
 }
 
 #[test]
+fn vm_insights_rows_give_bash_reverse_shell_connection() {
+    let Some(dir) = corpus() else { return };
+    let (evs, stats) = read(
+        &dir,
+        "linux/vminsights_vmconnection_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.json",
+    );
+    assert_eq!(stats.count("network_connect"), 5);
+    assert!(!connects(&evs, "bash", "192.168.2.6", 443).is_empty());
+    assert!(!connects(&evs, "java", "192.168.2.6", 1389).is_empty());
+    assert!(evs.iter().any(|e| matches!(
+        e.kind,
+        HostEventKind::NetworkConnect {
+            direction: ConnDirection::Inbound,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn auditd_files_give_connects_and_execs() {
     let Some(dir) = corpus() else { return };
     let (evs, _) = read(&dir, "linux/record-connect.txt");

@@ -19,7 +19,10 @@
 //! AUOMS ([`auoms_reader`]): Azure Syslog JSON rows whose `SyslogMessage` holds one
 //! `AUOMS_EXECVE` record (one record per event; `cmdline="..."` may contain unescaped
 //! quotes). Tetragon ([`tetragon_reader`]): `process_exec`/`process_exit` JSON rows, with
-//! `exec_id` as the process identity.
+//! `exec_id` as the process identity. Azure VM Insights `VMConnection`
+//! ([`vm_connection_reader`]): one row per process and remote endpoint per 1-minute
+//! bucket; it has no pid (written as 0) and no source port, and its opaque `Process` id
+//! becomes `process_guid`. Its byte counts have no field in the normalized event.
 
 use super::{
     LineAdapter, LineParser, Outcome, Pending, is_crypto_library, normalize_guid, parse_pid,
@@ -723,6 +726,90 @@ pub fn tetragon_reader<R: BufRead>(
     LineAdapter::new(
         reader,
         TetragonParser {
+            default_host: default_host.map(str::to_owned),
+        },
+    )
+}
+
+// ---- Azure VM Insights VMConnection ----
+
+/// Azure VM Insights `VMConnection` JSON rows.
+pub struct VmConnectionParser {
+    default_host: Option<String>,
+}
+
+impl LineParser for VmConnectionParser {
+    fn parse_line(&mut self, text: &str, line: u64, out: &mut Pending) {
+        let t = text.trim();
+        if t.is_empty() {
+            return;
+        }
+        let v: serde_json::Value = match serde_json::from_str(t) {
+            Ok(v) => v,
+            Err(e) => return out.skip(line, "bad_json", e),
+        };
+        let text_of = |k: &str| v.get(k).and_then(|x| x.as_str());
+        let Some(ts) = text_of("TimeGenerated").and_then(Timestamp::parse_rfc3339) else {
+            return out.skip(
+                line,
+                "no_timestamp",
+                "VMConnection row without TimeGenerated",
+            );
+        };
+        let proto = match text_of("Protocol") {
+            Some("tcp") => HostProto::Tcp,
+            Some("udp") => HostProto::Udp,
+            _ => return out.ignore(),
+        };
+        let ip = |k: &str| text_of(k).and_then(super::parse_ip);
+        let port = v
+            .get("DestinationPort")
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok());
+        let (Some(src), Some(dst), Some(dport)) = (ip("SourceIp"), ip("DestinationIp"), port)
+        else {
+            return out.skip(
+                line,
+                "bad_address",
+                "VMConnection source, destination or port",
+            );
+        };
+        let direction = if text_of("Direction") == Some("inbound") {
+            ConnDirection::Inbound
+        } else {
+            ConnDirection::Outbound
+        };
+        let host = text_of("Computer")
+            .map(str::to_owned)
+            .or_else(|| self.default_host.clone())
+            .unwrap_or_else(|| "unknown".to_owned());
+        out.event(HostEvent {
+            timestamp: ts,
+            host,
+            platform: Platform::Linux,
+            kind: HostEventKind::NetworkConnect {
+                pid: 0,
+                image: text_of("ProcessName").map(str::to_owned),
+                proto,
+                src_ip: Some(src),
+                src_port: None,
+                dest_ip: dst,
+                dest_port: dport,
+                direction,
+                process_guid: text_of("Process").map(str::to_owned),
+            },
+        });
+    }
+}
+
+/// Reader of Azure VM Insights `VMConnection` rows.
+pub fn vm_connection_reader<R: BufRead>(
+    reader: R,
+    default_host: Option<&str>,
+) -> LineAdapter<R, VmConnectionParser> {
+    LineAdapter::new(
+        reader,
+        VmConnectionParser {
             default_host: default_host.map(str::to_owned),
         },
     )

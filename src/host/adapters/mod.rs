@@ -69,6 +69,8 @@ pub enum HostFormat {
     Auoms,
     /// Tetragon JSON export (`process_exec`, `process_exit`).
     Tetragon,
+    /// Azure VM Insights `VMConnection` rows (aggregated per-process connections).
+    VmConnection,
     /// macOS Endpoint Security JSON as `eslogger` writes it.
     Eslogger,
     /// Elastic Endpoint (ECS) process documents, strict or Kibana-style JSON.
@@ -83,7 +85,7 @@ pub enum HostFormat {
 
 impl HostFormat {
     /// Every format, in declaration order.
-    pub const ALL: [HostFormat; 12] = [
+    pub const ALL: [HostFormat; 13] = [
         HostFormat::Jsonl,
         HostFormat::SysmonEvtx,
         HostFormat::SysmonXml,
@@ -91,6 +93,7 @@ impl HostFormat {
         HostFormat::Auditd,
         HostFormat::Auoms,
         HostFormat::Tetragon,
+        HostFormat::VmConnection,
         HostFormat::Eslogger,
         HostFormat::ElasticEndpoint,
         HostFormat::Lsof,
@@ -108,6 +111,7 @@ impl HostFormat {
             HostFormat::Auditd => "auditd",
             HostFormat::Auoms => "auoms",
             HostFormat::Tetragon => "tetragon",
+            HostFormat::VmConnection => "vm-connection",
             HostFormat::Eslogger => "eslogger",
             HostFormat::ElasticEndpoint => "elastic-endpoint",
             HostFormat::Lsof => "lsof",
@@ -391,6 +395,9 @@ pub fn detect_format(first_bytes: &[u8], file_name: Option<&str>) -> Option<Host
         {
             return Some(HostFormat::Tetragon);
         }
+        if first_line.contains("\"VMConnection\"") {
+            return Some(HostFormat::VmConnection);
+        }
         if text.contains("\"event_type\"") && text.contains("\"audit_token\"") {
             return Some(HostFormat::Eslogger);
         }
@@ -571,6 +578,7 @@ pub fn open_reader_at<R: BufRead + Seek + Send + 'static>(
         HostFormat::Auditd => Box::new(auditd::auditd_reader(reader, default_host)),
         HostFormat::Auoms => Box::new(auditd::auoms_reader(reader, default_host)),
         HostFormat::Tetragon => Box::new(auditd::tetragon_reader(reader, default_host)),
+        HostFormat::VmConnection => Box::new(auditd::vm_connection_reader(reader, default_host)),
         HostFormat::Eslogger => Box::new(macos_es::eslogger_reader(reader, default_host)),
         HostFormat::ElasticEndpoint => {
             Box::new(macos_es::ElasticReader::new(reader, default_host)?)
