@@ -594,9 +594,7 @@ fn every_host_file_is_detected_or_refused_cleanly() {
                 Err(e) => {
                     eprintln!("{sub}/{name}: not host telemetry: {e}");
                     assert!(
-                        name.ends_with(".pcap")
-                            || name.contains("zeek")
-                            || name.contains("vmconnection"),
+                        name.ends_with(".pcap") || name.contains("zeek"),
                         "{name}: {e}"
                     );
                 }
