@@ -12,31 +12,64 @@ pub mod adapters;
 pub mod crypto_libs;
 pub mod index;
 
-/// Errors of the host stage: reading and parsing host telemetry.
+/// Errors of the host stage: reading telemetry files and turning them into [`HostEvent`]s.
 ///
-/// Adapters yield a [`HostError::Parse`] for one bad record and go on with the next; an
-/// [`HostError::Io`] ends the stream.
+/// Adapters yield [`HostError::Parse`] for one bad line or record and carry on with the
+/// next; the other variants end the file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
-    /// Reading the telemetry source failed (fatal for the stream).
-    #[error("i/o error reading host telemetry: {source}")]
+    /// Reading the telemetry failed.
+    #[error("host telemetry i/o error: {source}")]
     Io {
         /// The underlying error.
         #[from]
         source: std::io::Error,
     },
-    /// One record could not be parsed; the reader skips it and goes on.
-    #[error("bad host event at line {line}: {reason}")]
+    /// One line or record could not be turned into an event; the adapter skipped it.
+    ///
+    /// `reason` starts with a short stable category, then `: ` and the detail
+    /// ([`HostError::skip_reason`] returns the category).
+    #[error("unusable host record at line {line}: {reason}")]
     Parse {
-        /// 1-based line (or record) number in the source.
+        /// 1-based line (or record) number in the input.
         line: u64,
-        /// What was wrong, lowercase.
+        /// Why it was skipped.
         reason: String,
     },
-    /// The source is not in a format this adapter reads.
+    /// The file is not in a format the adapters read.
     #[error("unsupported host telemetry format: {0}")]
     UnsupportedFormat(String),
+    /// A container (zip, EVTX) could not be opened or read.
+    #[error("cannot read {container} container: {reason}")]
+    Container {
+        /// `zip` or `evtx`.
+        container: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An input exceeded a size cap.
+    #[error("{what} exceeds the cap of {cap} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The cap in bytes.
+        cap: u64,
+    },
+}
+
+impl HostError {
+    /// The short category of a skipped record (the part of a [`HostError::Parse`] reason
+    /// before the first `:`), or the variant's name for the other errors.
+    pub fn skip_reason(&self) -> &str {
+        match self {
+            HostError::Parse { reason, .. } => reason.split(':').next().unwrap_or(reason).trim(),
+            HostError::Io { .. } => "io",
+            HostError::UnsupportedFormat(_) => "unsupported_format",
+            HostError::Container { .. } => "container",
+            HostError::TooLarge { .. } => "too_large",
+        }
+    }
 }
 
 /// The platform a host event came from.
