@@ -13,10 +13,12 @@
 //! With no file at all, [`Config::default`] is what runs.
 
 use crate::decode::defrag::DefragConfig;
+use crate::detect::an0404::An0404Config;
 use crate::flow::FlowConfig;
 use crate::host::crypto_libs::CryptoLibConfig;
 use crate::host::index::HostIndexConfig;
 use crate::inspect::EntropyConfig;
+use crate::inspect::tls::TlsConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -35,6 +37,11 @@ pub struct Config {
     pub host_index: HostIndexConfig,
     /// Extra crypto-library rules on top of the built-in table.
     pub crypto_libs: CryptoLibConfig,
+    /// TLS inspection: certificate thresholds, caps, AN1496 anomaly weights.
+    pub tls: TlsConfig,
+    /// AN0404 (network: high-entropy flows no known protocol explains): `port_profiles`,
+    /// `traffic_volume_threshold`, allowlists.
+    pub an0404: An0404Config,
 }
 
 /// A configuration that could not be read.

@@ -8,17 +8,24 @@ use crate::capture::{LinkType, Packet};
 use crate::config::{Config, ConfigError};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{self, DecodeErrorKind, Decoded};
+use crate::detect::Severity;
+use crate::detect::an0404::{self, An0404Config, DirEvidence, FlowEvidence as An0404Evidence};
 use crate::error::Error;
 use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest, TcpState};
 use crate::host::HostEvent;
 use crate::host::crypto_libs::CryptoLibTable;
 use crate::host::index::HostIndex;
+use crate::inspect::entropy::{self, Randomness};
+use crate::inspect::protocol::{AppProto, Transport};
+use crate::inspect::tls;
 use crate::inspect::{FlowInspection, InspectorSet};
 use crate::output::stats::{DecodeErrorCounts, PacketStats, StatsSection};
 use crate::output::{
-    EntropySection, Event, EventHeader, FlowEvent, FlowSection, StatsEvent, proto_name,
+    AlertEvent, AlertSection, EntropySection, Event, EventHeader, FlowEvent, FlowSection,
+    ProtocolSection, StatsEvent, TcpSection, TlsEvent, eve_severity, proto_name,
 };
 use crate::time::Timestamp;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
 /// Events waiting in the engine before the caller drains them. Beyond this the oldest are
@@ -28,11 +35,38 @@ const MAX_QUEUED_EVENTS: usize = 1 << 16;
 /// The largest frame length believed on the wire (256 KiB, libpcap's snaplen ceiling).
 pub const MAX_WIRE_LEN: u32 = 262_144;
 
+/// Per-flow state: what the inspectors keep, plus what detection already said.
+struct FlowState {
+    insp: FlowInspection,
+    /// Analytics that already alerted on this flow (bit per [`ANALYTICS`] entry).
+    alerted: u8,
+}
+
+/// Analytics the engine emits itself, in bit order of [`FlowState::alerted`]:
+/// (id, technique, signature id, description).
+const ANALYTICS: [(&str, &str, u32, &str); 2] = [
+    (
+        "AN0404",
+        "T1573.001",
+        1_000_404,
+        "high-entropy flow that matches no known encrypted protocol",
+    ),
+    (
+        "AN1496",
+        "T1573.002",
+        1_001_496,
+        "abnormal TLS handshake or certificate",
+    ),
+];
+
 /// The stages after the flow table, seen by it as one [`Inspector`].
 struct Stages {
     inspect: InspectorSet,
+    an0404: An0404Config,
     queue: VecDeque<Event>,
     dropped_events: u64,
+    alerts: BTreeMap<&'static str, u64>,
+    suppressed: BTreeMap<&'static str, u64>,
 }
 
 impl Stages {
@@ -43,6 +77,147 @@ impl Stages {
         }
         self.queue.push_back(ev);
     }
+
+    fn payload(
+        &mut self,
+        st: &mut FlowState,
+        flow: &FlowMeta,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    ) -> Interest {
+        let (interest, progress) = self.inspect.payload(&mut st.insp, flow, dir, ts, data);
+        if progress.tls_done {
+            self.report_tls(st, flow, ts);
+        }
+        if progress.verdict_point {
+            self.detect(st, flow, ts, false);
+        }
+        interest
+    }
+
+    /// Report the TLS session if it was not yet.
+    fn report_tls(&mut self, st: &mut FlowState, flow: &FlowMeta, ts: Timestamp) {
+        if !self.inspect.take_tls_report(&mut st.insp) {
+            return;
+        }
+        let f = self.inspect.findings(&st.insp);
+        if let Some(summary) = f.tls {
+            let ev = Event::Tls(TlsEvent {
+                header: header(flow, ts, Some(f.app_proto().as_str())),
+                tls: Box::new(summary.clone()),
+            });
+            self.push(ev);
+        }
+    }
+
+    /// Run the analytics at a verdict point (or at the flow's end).
+    fn detect(&mut self, st: &mut FlowState, flow: &FlowMeta, ts: Timestamp, ended: bool) {
+        let f = self.inspect.findings(&st.insp);
+        let app_proto = f.app_proto();
+        let mut fired: Vec<(usize, Severity, f32, Vec<String>)> = Vec::new();
+
+        // AN0404: wire-only evidence.
+        let dir_ev = |d: usize| -> DirEvidence {
+            match &f.randomness[d] {
+                Some(r) => DirEvidence {
+                    sample_len: usize::try_from(r.sample_len).unwrap_or(usize::MAX),
+                    bits_per_byte: r.bits_per_byte,
+                    expected_random: r.expected_random,
+                    random_confidence: random_confidence(r),
+                    printable_ratio: r.printable_ratio,
+                    first_bytes_printable: r.first_bytes_printable,
+                    bytes: flow.bytes[d],
+                    pkts: flow.pkts[d],
+                },
+                None => DirEvidence {
+                    bytes: flow.bytes[d],
+                    pkts: flow.pkts[d],
+                    ..DirEvidence::default()
+                },
+            }
+        };
+        let transport = match flow.proto {
+            decode::ip_proto::TCP => Transport::Tcp,
+            decode::ip_proto::UDP => Transport::Udp,
+            other => Transport::Other(other),
+        };
+        let recognition = f.recognition.copied();
+        let ev = An0404Evidence {
+            transport,
+            client_port: flow.client_port,
+            server_port: flow.server_port,
+            server_ip: flow.server_ip,
+            app_proto,
+            recognition: recognition.as_ref(),
+            content: f.content[0].or(f.content[1]),
+            dirs: [dir_ev(0), dir_ev(1)],
+            start_seen: flow.proto != decode::ip_proto::TCP || flow.initiator_by == "syn",
+        };
+        if st.alerted & 1 == 0 {
+            if let Some(finding) = an0404::evaluate(&self.an0404, &ev) {
+                match finding.suppressed {
+                    Some(_) => {
+                        if ended {
+                            *self.suppressed.entry("AN0404").or_default() += 1;
+                        }
+                    }
+                    None => fired.push((0, finding.severity, finding.score, finding.reasons)),
+                }
+            }
+        }
+        // AN1496 network half: an abnormal TLS session, once its handshake is over.
+        if st.alerted & 2 == 0 {
+            if let Some(summary) = f.tls {
+                if st.insp.tls_handshake_over() || ended {
+                    if let Some(n) = tls::an1496_score(summary, self.inspect.tls_config()) {
+                        let severity = if n.score >= 0.75 {
+                            Severity::High
+                        } else {
+                            Severity::Medium
+                        };
+                        let mut reasons = n.reasons;
+                        reasons.push("no host telemetry joined: the process and its crypto libraries are unknown".into());
+                        fired.push((1, severity, n.score, reasons));
+                    }
+                }
+            }
+        }
+        for (i, severity, score, reasons) in fired {
+            st.alerted |= 1 << i;
+            let (analytic, technique, sid, signature) = ANALYTICS[i];
+            *self.alerts.entry(analytic).or_default() += 1;
+            self.push(Event::Alert(AlertEvent {
+                header: header(
+                    flow,
+                    ts,
+                    (app_proto != AppProto::Unknown).then(|| app_proto.as_str()),
+                ),
+                alert: AlertSection {
+                    action: "allowed",
+                    signature_id: sid,
+                    signature: format!("{analytic} {signature}"),
+                    category: "Encrypted Channel",
+                    severity: eve_severity(severity),
+                    analytic,
+                    technique,
+                    severity_name: severity,
+                    score,
+                    reasons,
+                    process: None,
+                },
+            }));
+        }
+    }
+}
+
+/// The AN0404 evidence's "confidence that a sample is uniform random", from the entropy
+/// core's p-value: `p / (1 - DEFAULT_CONFIDENCE)`, capped at 1. A sample that random data
+/// of its length produces with probability of at least 0.1 % scores 1; one the entropy
+/// test rejects at the 99.9 % level scores below 1, falling towards 0 as the evidence of
+/// structure grows (AN0404's default threshold 0.9 is p = 0.0009).
+fn random_confidence(r: &Randomness) -> f64 {
+    (r.p_value / (1.0 - entropy::DEFAULT_CONFIDENCE)).clamp(0.0, 1.0)
 }
 
 fn header(flow: &FlowMeta, ts: Timestamp, app_proto: Option<&'static str>) -> EventHeader {
@@ -59,40 +234,52 @@ fn header(flow: &FlowMeta, ts: Timestamp, app_proto: Option<&'static str>) -> Ev
 }
 
 impl Inspector for Stages {
-    type State = FlowInspection;
+    type State = FlowState;
 
-    fn flow_start(&mut self, flow: &FlowMeta) -> FlowInspection {
-        self.inspect.flow_start(flow)
+    fn flow_start(&mut self, flow: &FlowMeta) -> FlowState {
+        FlowState {
+            insp: self.inspect.flow_start(flow),
+            alerted: 0,
+        }
     }
 
     fn stream(
         &mut self,
-        st: &mut FlowInspection,
+        st: &mut FlowState,
         flow: &FlowMeta,
         dir: Direction,
         ts: Timestamp,
         data: &[u8],
     ) -> Interest {
-        self.inspect.payload(st, flow, dir, ts, data)
+        self.payload(st, flow, dir, ts, data)
     }
 
     fn datagram(
         &mut self,
-        st: &mut FlowInspection,
+        st: &mut FlowState,
         flow: &FlowMeta,
         dir: Direction,
         ts: Timestamp,
         data: &[u8],
     ) -> Interest {
-        self.inspect.payload(st, flow, dir, ts, data)
+        self.payload(st, flow, dir, ts, data)
     }
 
-    fn gap(&mut self, st: &mut FlowInspection, _flow: &FlowMeta, dir: Direction, len: u64) {
-        self.inspect.gap(st, dir, len);
+    fn gap(&mut self, st: &mut FlowState, _flow: &FlowMeta, dir: Direction, len: u64) {
+        self.inspect.gap(&mut st.insp, dir, len);
     }
 
-    fn flow_end(&mut self, st: FlowInspection, flow: &FlowMeta, reason: EndReason) {
-        let f = self.inspect.findings(&st);
+    fn flow_end(&mut self, mut st: FlowState, flow: &FlowMeta, reason: EndReason) {
+        self.inspect.finish(&mut st.insp, flow.last);
+        self.report_tls(&mut st, flow, flow.last);
+        self.detect(&mut st, flow, flow.last, true);
+        let f = self.inspect.findings(&st.insp);
+        let app_proto = f.app_proto();
+        let protocol = f.recognition.map(|r| ProtocolSection {
+            name: r.proto.as_str(),
+            evidence: r.evidence.to_string(),
+            encrypted: r.proto.is_encrypted(),
+        });
         let [ts_r, tc_r] = f.randomness;
         let state = match flow.tcp_state {
             TcpState::Closed => "closed",
@@ -101,7 +288,11 @@ impl Inspector for Stages {
             _ => "established",
         };
         let ev = FlowEvent {
-            header: header(flow, flow.last, None),
+            header: header(
+                flow,
+                flow.last,
+                (app_proto != AppProto::Unknown).then(|| app_proto.as_str()),
+            ),
             flow: FlowSection {
                 pkts_toserver: flow.pkts[0],
                 pkts_toclient: flow.pkts[1],
@@ -112,18 +303,18 @@ impl Inspector for Stages {
                 age: flow.last.saturating_sub(flow.start) / 1_000_000_000,
                 state,
                 reason: reason.as_str(),
-                alerted: false,
+                alerted: st.alerted != 0,
                 payload_bytes_toserver: flow.payload_bytes[0],
                 payload_bytes_toclient: flow.payload_bytes[1],
                 gap_bytes: flow.gap_bytes[0] + flow.gap_bytes[1],
             },
             tcp: (flow.proto == decode::ip_proto::TCP)
-                .then(|| crate::output::TcpSection::new(flow.tcp_flags, flow.tcp_state)),
+                .then(|| TcpSection::new(flow.tcp_flags, flow.tcp_state)),
             entropy: EntropySection {
                 toserver: ts_r,
                 toclient: tc_r,
             },
-            protocol: None,
+            protocol,
         };
         self.push(Event::Flow(ev));
     }
@@ -133,7 +324,7 @@ impl Inspector for Stages {
 pub struct Engine {
     cfg: Config,
     defrag: Defragmenter,
-    flows: FlowTable<FlowInspection>,
+    flows: FlowTable<FlowState>,
     stages: Stages,
     packets: u64,
     bytes: u64,
@@ -154,9 +345,11 @@ impl Engine {
     /// entropy kernel the CPU cannot run).
     pub fn new(cfg: Config) -> Result<Engine, Error> {
         cfg.validate()?;
-        let inspect = InspectorSet::new(cfg.entropy.clone()).map_err(|e| ConfigError::Value {
-            key: "entropy.kernel",
-            reason: e.to_string(),
+        let inspect = InspectorSet::new(cfg.entropy.clone(), cfg.tls.clone()).map_err(|e| {
+            ConfigError::Value {
+                key: "entropy.kernel",
+                reason: e.to_string(),
+            }
         })?;
         Ok(Engine {
             host: HostIndex::with_crypto_table(
@@ -168,8 +361,11 @@ impl Engine {
             flows: FlowTable::new(cfg.flow.clone()),
             stages: Stages {
                 inspect,
+                an0404: cfg.an0404.clone(),
                 queue: VecDeque::new(),
                 dropped_events: 0,
+                alerts: BTreeMap::new(),
+                suppressed: BTreeMap::new(),
             },
             cfg,
             packets: 0,
@@ -297,7 +493,10 @@ impl Engine {
             flow: self.flows.stats(),
             defrag: self.defrag.stats(),
             host: crate::output::stats::HostStats::from_index(self.host_events, &self.host.stats()),
-            detect: Default::default(),
+            detect: crate::output::stats::DetectStats {
+                alerts: self.stages.alerts.clone(),
+                suppressed: self.stages.suppressed.clone(),
+            },
             entropy_kernel: self.stages.inspect.kernel().name(),
             capture_seconds: self
                 .first_ts

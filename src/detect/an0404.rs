@@ -195,7 +195,7 @@ fn merge_port_profiles<'de, D: Deserializer<'de>>(
 }
 
 /// AN0404 tunables. Every field has a default, so an empty table (or none) works.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct An0404Config {
     /// Which protocols / encryption each server port is expected to carry. Entries given

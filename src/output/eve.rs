@@ -254,12 +254,24 @@ pub struct AlertEvent {
     pub alert: AlertSection,
 }
 
+/// A TLS session record (`event_type: "tls"`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TlsEvent {
+    /// Common fields.
+    #[serde(flatten)]
+    pub header: EventHeader,
+    /// The session (Suricata's `tls{}` field names, plus details).
+    pub tls: Box<crate::inspect::tls::TlsSummary>,
+}
+
 /// One output event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event_type", rename_all = "snake_case")]
 pub enum Event {
     /// A flow ended.
     Flow(FlowEvent),
+    /// A TLS handshake was seen.
+    Tls(TlsEvent),
     /// An analytic fired.
     Alert(AlertEvent),
     /// Engine counters.
@@ -271,6 +283,7 @@ impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
             Event::Flow(_) => "flow",
+            Event::Tls(_) => "tls",
             Event::Alert(_) => "alert",
             Event::Stats(_) => "stats",
         }
@@ -280,6 +293,7 @@ impl Event {
     pub fn header(&self) -> Option<&EventHeader> {
         match self {
             Event::Flow(e) => Some(&e.header),
+            Event::Tls(e) => Some(&e.header),
             Event::Alert(e) => Some(&e.header),
             Event::Stats(_) => None,
         }

@@ -12,7 +12,7 @@ pub mod stats;
 
 pub use eve::{
     AlertEvent, AlertProcess, AlertSection, EntropySection, Event, EventHeader, FlowEvent,
-    FlowSection, ProtocolSection, Severity, TcpSection, eve_severity, proto_name,
+    FlowSection, ProtocolSection, Severity, TcpSection, TlsEvent, eve_severity, proto_name,
 };
 pub use stats::StatsEvent;
 
