@@ -40,7 +40,19 @@ struct FlowState {
     insp: FlowInspection,
     /// Analytics that already alerted on this flow (bit per [`ANALYTICS`] entry).
     alerted: u8,
+    /// A verdict point was passed while the recognisers still wanted the opening exchange.
+    deferred: bool,
 }
+
+/// AN1496 without host evidence alerts only at this score: at least one strong anomaly
+/// (self-signed, expired, hostname mismatch, weak key, obsolete version, weak cipher all
+/// weigh 0.5–0.6), not weak ones piling up (a missing SNI with a SHA-1 intermediate, as in
+/// 2013-era public chains, scores 0.46).
+const AN1496_NETWORK_ONLY_MIN_SCORE: f32 = 0.5;
+
+/// Payload packets (both directions) that make a flow's opening exchange: the protocol
+/// recognisers get them before AN0404 calls random payload unknown.
+const OPENING_PAYLOAD_PACKETS: u64 = 4;
 
 /// Analytics the engine emits itself, in bit order of [`FlowState::alerted`]:
 /// (id, technique, signature id, description).
@@ -90,7 +102,9 @@ impl Stages {
         if progress.tls_done {
             self.report_tls(st, flow, ts);
         }
-        if progress.verdict_point {
+        let opening_over =
+            st.deferred && flow.payload_pkts[0] + flow.payload_pkts[1] >= OPENING_PAYLOAD_PACKETS;
+        if progress.verdict_point || opening_over {
             self.detect(st, flow, ts, false);
         }
         interest
@@ -154,7 +168,14 @@ impl Stages {
             dirs: [dir_ev(0), dir_ev(1)],
             start_seen: flow.proto != decode::ip_proto::TCP || flow.initiator_by == "syn",
         };
-        if st.alerted & 1 == 0 {
+        // During the opening exchange, wait while the recognisers still want bytes: a
+        // protocol that proves itself over several messages (OpenVPN's echoed session id,
+        // a QUIC connection id) must get the chance before its random payload is called
+        // unknown. The verdict is then taken on the packet that ends the opening.
+        let opening = flow.payload_pkts[0] + flow.payload_pkts[1] < OPENING_PAYLOAD_PACKETS;
+        let recognisers_waiting = !ended && opening && !st.insp.protocol_done();
+        st.deferred = recognisers_waiting;
+        if st.alerted & 1 == 0 && !recognisers_waiting {
             if let Some(finding) = an0404::evaluate(&self.an0404, &ev) {
                 match finding.suppressed {
                     Some(_) => {
@@ -170,7 +191,11 @@ impl Stages {
         if st.alerted & 2 == 0 {
             if let Some(summary) = f.tls {
                 if st.insp.tls_handshake_over() || ended {
-                    if let Some(n) = tls::an1496_score(summary, self.inspect.tls_config()) {
+                    let strong_enough =
+                        |n: &tls::An1496Finding| n.score >= AN1496_NETWORK_ONLY_MIN_SCORE;
+                    if let Some(n) =
+                        tls::an1496_score(summary, self.inspect.tls_config()).filter(strong_enough)
+                    {
                         let severity = if n.score >= 0.75 {
                             Severity::High
                         } else {
@@ -240,6 +265,7 @@ impl Inspector for Stages {
         FlowState {
             insp: self.inspect.flow_start(flow),
             alerted: 0,
+            deferred: false,
         }
     }
 

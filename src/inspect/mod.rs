@@ -94,6 +94,16 @@ pub struct FlowFindings<'a> {
 }
 
 impl FlowInspection {
+    /// Whether protocol recognition has all the bytes it wants.
+    pub fn protocol_done(&self) -> bool {
+        self.protocol.done()
+    }
+
+    /// Whether a recogniser holds a candidate protocol that still needs confirming.
+    pub fn protocol_candidate(&self) -> bool {
+        !self.protocol.done() && self.protocol.current().is_some()
+    }
+
     /// Whether the TLS handshake completed (or the flow is known not to be TLS).
     pub fn tls_handshake_over(&self) -> bool {
         self.tls_track != TlsTrack::Active
