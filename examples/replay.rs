@@ -1,8 +1,8 @@
 //! Replay pcap/pcapng files through the engine and print EVE-style JSON lines.
 //!
 //! ```text
-//! cargo run --release --example replay -- [PCAP...] [--config FILE] [--output FILE]
-//!                                          [--host-events FILE]... [--quiet]
+//! cargo run --release --example replay -- [PCAP...] [--host-events FILE]... [--config FILE]
+//!                                          [--output FILE] [--quiet]
 //! ```
 //!
 //! With no PCAP it replays the bundled demo capture `examples/data/demo.pcapng` (and its
@@ -13,6 +13,7 @@
 //! is 1.
 
 use entrospect::capture::CaptureFile;
+use entrospect::host::adapters::open_host_file;
 use entrospect::output::{EveWriter, Sink};
 use entrospect::{Config, Engine, Event};
 use std::collections::HashMap;
@@ -22,8 +23,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// Host events held in memory for the merge, at most.
+const MAX_HOST_EVENTS: usize = 10_000_000;
+
 struct Args {
     pcaps: Vec<PathBuf>,
+    host_events: Vec<PathBuf>,
     config: Option<PathBuf>,
     output: Option<PathBuf>,
     quiet: bool,
@@ -31,8 +36,10 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: replay [PCAP...] [--config FILE] [--output FILE] [--quiet]\n\
-         With no PCAP, replays the bundled demo capture."
+        "usage: replay [PCAP...] [--host-events FILE]... [--config FILE] [--output FILE] [--quiet]\n\
+         With no PCAP, replays the bundled demo capture and its host events. Host-event\n\
+         files: normalized JSON lines, Sysmon EVTX/XML/JSON (or a zip of them), auditd,\n\
+         eslogger, Elastic Endpoint, lsof, esxcli or ESXi syslog, detected by content."
     );
     std::process::exit(2)
 }
@@ -40,6 +47,7 @@ fn usage() -> ! {
 fn parse_args() -> Args {
     let mut a = Args {
         pcaps: Vec::new(),
+        host_events: Vec::new(),
         config: None,
         output: None,
         quiet: false,
@@ -48,6 +56,9 @@ fn parse_args() -> Args {
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("--config") => a.config = Some(it.next().unwrap_or_else(|| usage()).into()),
+            Some("--host-events") => a
+                .host_events
+                .push(it.next().unwrap_or_else(|| usage()).into()),
             Some("--output" | "-o") => a.output = Some(it.next().unwrap_or_else(|| usage()).into()),
             Some("--quiet" | "-q") => a.quiet = true,
             Some("--help" | "-h") => usage(),
@@ -59,8 +70,11 @@ fn parse_args() -> Args {
         }
     }
     if a.pcaps.is_empty() {
-        a.pcaps
-            .push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/demo.pcapng"));
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+        a.pcaps.push(data.join("demo.pcapng"));
+        if a.host_events.is_empty() {
+            a.host_events.push(data.join("demo.hostevents.jsonl"));
+        }
     }
     a
 }
@@ -130,6 +144,37 @@ fn main() -> ExitCode {
     };
     let mut failed = false;
     let started = Instant::now();
+    // Host events are read up front and merged with the packets by timestamp (host files
+    // are rarely sorted; a capped in-memory sort keeps that simple).
+    let mut host_events = Vec::new();
+    for path in &args.host_events {
+        match open_host_file(path, None, None) {
+            Ok(adapter) => {
+                let mut skipped = 0u64;
+                for item in adapter {
+                    match item {
+                        Ok(ev) if host_events.len() < MAX_HOST_EVENTS => host_events.push(ev),
+                        Ok(_) => skipped += 1,
+                        Err(e) => {
+                            skipped += 1;
+                            if skipped <= 3 && !args.quiet {
+                                eprintln!("replay: {}: {e}", path.display());
+                            }
+                        }
+                    }
+                }
+                if skipped > 0 && !args.quiet {
+                    eprintln!("replay: {}: {skipped} host records skipped", path.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("replay: {}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
+    host_events.sort_by_key(|e| e.timestamp);
+    let mut host_events = host_events.into_iter().peekable();
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
 
     for path in &args.pcaps {
@@ -157,6 +202,9 @@ fn main() -> ExitCode {
             match item {
                 Ok(pkt) => {
                     seen_bytes += pkt.data.len() as u64 + 16;
+                    while let Some(ev) = host_events.next_if(|e| e.timestamp <= pkt.ts) {
+                        engine.process_host_event(ev);
+                    }
                     engine.process(&pkt);
                 }
                 Err(e) => {
@@ -181,6 +229,9 @@ fn main() -> ExitCode {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
+    }
+    for ev in host_events {
+        engine.process_host_event(ev);
     }
     engine.finish();
     for ev in engine.drain_events() {
