@@ -7,6 +7,7 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod flow;
 pub mod host;
 pub mod inspect;
