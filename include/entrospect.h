@@ -360,7 +360,7 @@ entrospect_status entrospect_last_error(char *buf, size_t len, size_t *out_n);
 //
 // # Safety
 // `config_toml` is NULL or a NUL-terminated string; `out` is NULL or valid for a write.
-S entrospect_engine_new(const char *config_toml, struct entrospect_engine **out);
+entrospect_status entrospect_engine_new(const char *config_toml, struct entrospect_engine **out);
 
 // Release an engine and every event still queued in it. NULL is a no-op.
 //
@@ -383,7 +383,7 @@ void entrospect_engine_free(struct entrospect_engine *engine);
 // `engine` as for `entrospect_engine_free`; `cb` is NULL or a function of the callback
 // type that may be called with `userdata` until the callback is replaced or the engine
 // freed.
-S entrospect_engine_set_callback(struct entrospect_engine *engine, entrospect_event_callback cb, void *userdata);
+entrospect_status entrospect_engine_set_callback(struct entrospect_engine *engine, entrospect_event_callback cb, void *userdata);
 
 // Process one frame of `link_type` (a tcpdump `LINKTYPE_` number, e.g. 1 for Ethernet;
 // libpcap's `DLT_RAW` values 12 and 14 are also taken) seen at `ts_ns`, whose length on
@@ -399,7 +399,7 @@ S entrospect_engine_set_callback(struct entrospect_engine *engine, entrospect_ev
 // # Safety
 // `engine` as for `entrospect_engine_free`; `data` is NULL with `len == 0` or valid for
 // reads of `len` bytes.
-S entrospect_engine_process_packet(struct entrospect_engine *engine, uint64_t ts_ns, uint32_t link_type, const uint8_t *data, size_t len);
+entrospect_status entrospect_engine_process_packet(struct entrospect_engine *engine, uint64_t ts_ns, uint32_t link_type, const uint8_t *data, size_t len);
 
 // As `entrospect_engine_process_packet`, for a capture that may have cut the frame:
 // `caplen` bytes were captured of a frame of `orig_len` bytes on the wire (libpcap's
@@ -410,7 +410,7 @@ S entrospect_engine_process_packet(struct entrospect_engine *engine, uint64_t ts
 //
 // # Safety
 // As for `entrospect_engine_process_packet`, with `caplen` the length of `data`.
-S entrospect_engine_process_captured_packet(struct entrospect_engine *engine, uint64_t ts_ns, uint32_t link_type, const uint8_t *data, size_t caplen, uint32_t orig_len);
+entrospect_status entrospect_engine_process_captured_packet(struct entrospect_engine *engine, uint64_t ts_ns, uint32_t link_type, const uint8_t *data, size_t caplen, uint32_t orig_len);
 
 // Ingest one host event (see `entrospect_host_event`), then deliver the events.
 //
@@ -420,7 +420,7 @@ S entrospect_engine_process_captured_packet(struct entrospect_engine *engine, ui
 // `engine` as for `entrospect_engine_free`; `event` is NULL or points at an
 // `entrospect_host_event` of at least `struct_size` bytes whose strings are NULL or
 // NUL-terminated.
-S entrospect_engine_process_host_event(struct entrospect_engine *engine, const struct entrospect_host_event *event);
+entrospect_status entrospect_engine_process_host_event(struct entrospect_engine *engine, const struct entrospect_host_event *event);
 
 // Ingest one host event given as one JSON object (`json`, `len` bytes, no NUL needed;
 // surrounding whitespace and a trailing newline are fine), in the JSON-lines form of
@@ -440,7 +440,7 @@ S entrospect_engine_process_host_event(struct entrospect_engine *engine, const s
 // # Safety
 // `engine` as for `entrospect_engine_free`; `json` is NULL with `len == 0` or valid for
 // reads of `len` bytes.
-S entrospect_engine_process_host_event_json(struct entrospect_engine *engine, const char *json, size_t len);
+entrospect_status entrospect_engine_process_host_event_json(struct entrospect_engine *engine, const char *json, size_t len);
 
 // Expire flows, fragments and host state idle at `now_ns` (call it periodically on live
 // traffic when packets are sparse), then deliver the events.
@@ -449,7 +449,7 @@ S entrospect_engine_process_host_event_json(struct entrospect_engine *engine, co
 //
 // # Safety
 // `engine` as for `entrospect_engine_free`.
-S entrospect_engine_flush(struct entrospect_engine *engine, uint64_t now_ns);
+entrospect_status entrospect_engine_flush(struct entrospect_engine *engine, uint64_t now_ns);
 
 // End every flow (the input ended) and emit a `stats` event, then deliver the events.
 // The engine stays usable.
@@ -458,7 +458,7 @@ S entrospect_engine_flush(struct entrospect_engine *engine, uint64_t now_ns);
 //
 // # Safety
 // `engine` as for `entrospect_engine_free`.
-S entrospect_engine_finish(struct entrospect_engine *engine);
+entrospect_status entrospect_engine_finish(struct entrospect_engine *engine);
 
 // Deliver the queued events without feeding anything (after setting a callback, or to
 // retry after `ENTROSPECT_STATUS_CALLBACK_ERROR`).
@@ -467,7 +467,7 @@ S entrospect_engine_finish(struct entrospect_engine *engine);
 //
 // # Safety
 // `engine` as for `entrospect_engine_free`.
-S entrospect_engine_poll(struct entrospect_engine *engine);
+entrospect_status entrospect_engine_poll(struct entrospect_engine *engine);
 
 // Copy the engine's counters as one JSON object into `buf` (the `stats` object of the
 // `stats` event, plus `ffi{queued_events, dropped_events}`), following the output-buffer
@@ -479,7 +479,7 @@ S entrospect_engine_poll(struct entrospect_engine *engine);
 // # Safety
 // `engine` as for `entrospect_engine_free`; `buf` is NULL or valid for writes of `len`
 // bytes; `out_n` is NULL or valid for a write.
-S entrospect_engine_stats_json(struct entrospect_engine *engine, char *buf, size_t len, size_t *out_n);
+entrospect_status entrospect_engine_stats_json(struct entrospect_engine *engine, char *buf, size_t len, size_t *out_n);
 
 // The library version (`"0.1.0"`), a static NUL-terminated string.
 //
