@@ -12,7 +12,7 @@ fn root() -> PathBuf {
 }
 
 fn bless() -> bool {
-    std::env::var_os("ENTROSPECT_BLESS").is_some_and(|v| v != "0")
+    std::env::var_os("ENTROSPECT_BLESS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn generate() -> String {
@@ -69,7 +69,10 @@ fn committed_header_matches_cbindgen_output() {
             .lines()
             .zip(fresh.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| "at the end".to_owned(), |n| format!("first at line {}", n + 1));
+            .map_or_else(
+                || "at the end".to_owned(),
+                |n| format!("first at line {}", n + 1),
+            );
         panic!(
             "include/entrospect.h differs from what cbindgen generates from src/ffi ({line}); \
              refresh it with `ENTROSPECT_BLESS=1 cargo test --test c_header` and review the diff"
@@ -81,7 +84,10 @@ fn committed_header_matches_cbindgen_output() {
 fn symbol_list_matches_functions_in_header() {
     let path = root().join("include/entrospect.symbols");
     let declared = declared_functions(&generate());
-    assert!(declared.contains("entrospect_engine_new"), "parser found {declared:?}");
+    assert!(
+        declared.contains("entrospect_engine_new"),
+        "parser found {declared:?}"
+    );
     if bless() {
         let text: String = declared.iter().map(|n| format!("{n}\n")).collect();
         std::fs::write(&path, text).expect("write include/entrospect.symbols");

@@ -154,9 +154,10 @@ pub(crate) unsafe fn cstr_in<'a>(
                 &format!("{what}: no terminating nul within {cap} bytes"),
             ));
         }
+        let at = bytes.wrapping_add(n);
         // SAFETY: bytes 0..n were not NUL, so the string continues at least to byte n,
-        // which the caller guarantees is readable; n <= cap keeps the offset in range.
-        let b = unsafe { bytes.add(n).read() };
+        // which the caller guarantees is readable (n <= cap bounds the scan).
+        let b = unsafe { at.read() };
         if b == 0 {
             break;
         }
@@ -210,17 +211,22 @@ pub(crate) unsafe fn text_out(
     }
     let dst = buf.cast::<u8>();
     // SAFETY: `len >= text.len() + 1` (checked above) and the caller guarantees `len`
-    // writable bytes at `buf`; a Rust slice cannot overlap the caller's buffer it came from
-    // only if the caller passed our own memory back, which nothing hands out writable.
+    // writable bytes at `buf`, which cannot overlap `text` (library memory).
     unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len()) };
+    let end = dst.wrapping_add(text.len());
     // SAFETY: `text.len() < len` (checked above), so the NUL lands inside the buffer.
-    unsafe { dst.add(text.len()).write(0) };
+    unsafe { end.write(0) };
     // SAFETY: `out_n` is not NULL (checked above) and the caller guarantees it writable.
     unsafe { out_n.write(text.len()) };
     entrospect_status::Ok
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "tests call the C entry points with local buffers; each call says why it is sound"
+)]
 mod tests {
     use super::*;
     use crate::ffi::entrospect_status as S;

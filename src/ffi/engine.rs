@@ -4,7 +4,7 @@ use super::boundary::{bytes_in, cstr_in, fail, set_last_error, text_out};
 use super::event::{EventScratch, entrospect_event};
 use super::handle;
 use super::host::{entrospect_host_event, host_event_in};
-use super::status::entrospect_status as S;
+use super::status::entrospect_status;
 use crate::capture::{LinkType, Packet};
 use crate::engine::MAX_WIRE_LEN;
 use crate::host::HostEvent;
@@ -69,7 +69,7 @@ struct Inner {
 
 impl Inner {
     /// Move the engine's new events to the queue and deliver the queue to the callback.
-    fn deliver(&mut self) -> S {
+    fn deliver(&mut self) -> entrospect_status {
         for ev in self.engine.drain_events() {
             if self.pending.len() >= MAX_PENDING_EVENTS {
                 self.pending.pop_front();
@@ -78,7 +78,7 @@ impl Inner {
             self.pending.push_back(ev);
         }
         let Some(cb) = self.callback else {
-            return S::Ok;
+            return entrospect_status::Ok;
         };
         while let Some(ev) = self.pending.front() {
             let c_ev = match self.scratch.describe(ev) {
@@ -98,7 +98,7 @@ impl Inner {
             let rc = unsafe { cb(self.userdata, &c_ev) };
             if rc != 0 {
                 return fail(
-                    S::CallbackError,
+                    entrospect_status::CallbackError,
                     &format!(
                         "callback returned {rc}; {} event(s) stay queued",
                         self.pending.len()
@@ -107,7 +107,7 @@ impl Inner {
             }
             self.pending.pop_front();
         }
-        S::Ok
+        entrospect_status::Ok
     }
 }
 
@@ -126,7 +126,10 @@ impl Drop for PoisonOnUnwind<'_> {
 ///
 /// # Safety
 /// `ptr` satisfies the contract of `handle::borrow`.
-unsafe fn with_engine(ptr: *mut entrospect_engine, f: impl FnOnce(&mut Inner) -> S) -> S {
+unsafe fn with_engine(
+    ptr: *mut entrospect_engine,
+    f: impl FnOnce(&mut Inner) -> entrospect_status,
+) -> entrospect_status {
     // SAFETY: the caller's contract is the one `handle::borrow` needs.
     let h = match unsafe { handle::borrow(ptr) } {
         Ok(h) => h,
@@ -134,12 +137,15 @@ unsafe fn with_engine(ptr: *mut entrospect_engine, f: impl FnOnce(&mut Inner) ->
     };
     if h.poisoned.get() {
         return fail(
-            S::Panic,
+            entrospect_status::Panic,
             "engine: poisoned by an earlier panic; free it and make a new one",
         );
     }
     let Ok(mut inner) = h.inner.try_borrow_mut() else {
-        return fail(S::Reentrant, "engine: called from its own callback");
+        return fail(
+            entrospect_status::Reentrant,
+            "engine: called from its own callback",
+        );
     };
     let _guard = PoisonOnUnwind(&h.poisoned);
     #[cfg(test)]
@@ -163,10 +169,10 @@ unsafe fn with_engine(ptr: *mut entrospect_engine, f: impl FnOnce(&mut Inner) ->
 pub unsafe extern "C" fn entrospect_engine_new(
     config_toml: *const c_char,
     out: *mut *mut entrospect_engine,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         if out.is_null() {
-            return fail(S::NullParameter, "engine_new: out is null");
+            return fail(entrospect_status::NullParameter, "engine_new: out is null");
         }
         // SAFETY: the caller guarantees a NUL-terminated string or NULL.
         let text = match unsafe { cstr_in(config_toml, MAX_CONFIG_LEN, "config") } {
@@ -175,12 +181,14 @@ pub unsafe extern "C" fn entrospect_engine_new(
         };
         let cfg = match text.map(Config::from_toml).transpose() {
             Ok(c) => c.unwrap_or_default(),
-            Err(e) => return fail(S::InvalidConfig, &format!("config: {e}")),
+            Err(e) => return fail(entrospect_status::InvalidConfig, &format!("config: {e}")),
         };
         let engine = match Engine::new(cfg) {
             Ok(e) => e,
-            Err(Error::Config(e)) => return fail(S::InvalidConfig, &format!("config: {e}")),
-            Err(e) => return fail(S::EngineError, &format!("engine_new: {e}")),
+            Err(Error::Config(e)) => {
+                return fail(entrospect_status::InvalidConfig, &format!("config: {e}"));
+            }
+            Err(e) => return fail(entrospect_status::EngineError, &format!("engine_new: {e}")),
         };
         let h = Box::new(entrospect_engine {
             magic: handle::ENGINE_MAGIC,
@@ -198,7 +206,7 @@ pub unsafe extern "C" fn entrospect_engine_new(
         });
         // SAFETY: `out` is not NULL (checked above) and the caller guarantees it writable.
         unsafe { out.write(handle::into_raw(h)) };
-        S::Ok
+        entrospect_status::Ok
     })
 }
 
@@ -234,14 +242,14 @@ pub unsafe extern "C" fn entrospect_engine_set_callback(
     engine: *mut entrospect_engine,
     cb: entrospect_event_callback,
     userdata: *mut c_void,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller's contract on `engine` is `with_engine`'s.
         unsafe {
             with_engine(engine, |inner| {
                 inner.callback = cb;
                 inner.userdata = userdata;
-                S::Ok
+                entrospect_status::Ok
             })
         }
     })
@@ -268,7 +276,7 @@ pub unsafe extern "C" fn entrospect_engine_process_packet(
     link_type: u32,
     data: *const u8,
     len: usize,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller guarantees `len` readable bytes at a non-NULL `data`.
         let bytes = match unsafe { bytes_in(data, len, MAX_WIRE_LEN as usize, "packet data") } {
@@ -306,7 +314,7 @@ pub unsafe extern "C" fn entrospect_engine_process_captured_packet(
     data: *const u8,
     caplen: usize,
     orig_len: u32,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller guarantees `caplen` readable bytes at a non-NULL `data`.
         let bytes = match unsafe { bytes_in(data, caplen, MAX_WIRE_LEN as usize, "packet data") } {
@@ -340,7 +348,7 @@ pub unsafe extern "C" fn entrospect_engine_process_captured_packet(
 pub unsafe extern "C" fn entrospect_engine_process_host_event(
     engine: *mut entrospect_engine,
     event: *const entrospect_host_event,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller guarantees the struct and its strings as `host_event_in` needs.
         let ev = match unsafe { host_event_in(event) } {
@@ -380,7 +388,7 @@ pub unsafe extern "C" fn entrospect_engine_process_host_event_json(
     engine: *mut entrospect_engine,
     json: *const c_char,
     len: usize,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller guarantees `len` readable bytes at a non-NULL `json`.
         let bytes =
@@ -392,14 +400,19 @@ pub unsafe extern "C" fn entrospect_engine_process_host_event_json(
             Ok(t) => t,
             Err(e) => {
                 return fail(
-                    S::InvalidUtf8,
+                    entrospect_status::InvalidUtf8,
                     &format!("host event json: invalid utf-8 at byte {}", e.valid_up_to()),
                 );
             }
         };
         let ev: HostEvent = match serde_json::from_str(text) {
             Ok(e) => e,
-            Err(e) => return fail(S::InvalidJson, &format!("host event json: {e}")),
+            Err(e) => {
+                return fail(
+                    entrospect_status::InvalidJson,
+                    &format!("host event json: {e}"),
+                );
+            }
         };
         // SAFETY: the caller's contract on `engine` is `with_engine`'s.
         unsafe {
@@ -419,7 +432,10 @@ pub unsafe extern "C" fn entrospect_engine_process_host_event_json(
 /// # Safety
 /// `engine` as for `entrospect_engine_free`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn entrospect_engine_flush(engine: *mut entrospect_engine, now_ns: u64) -> S {
+pub unsafe extern "C" fn entrospect_engine_flush(
+    engine: *mut entrospect_engine,
+    now_ns: u64,
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller's contract on `engine` is `with_engine`'s.
         unsafe {
@@ -439,7 +455,9 @@ pub unsafe extern "C" fn entrospect_engine_flush(engine: *mut entrospect_engine,
 /// # Safety
 /// `engine` as for `entrospect_engine_free`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn entrospect_engine_finish(engine: *mut entrospect_engine) -> S {
+pub unsafe extern "C" fn entrospect_engine_finish(
+    engine: *mut entrospect_engine,
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller's contract on `engine` is `with_engine`'s.
         unsafe {
@@ -459,7 +477,9 @@ pub unsafe extern "C" fn entrospect_engine_finish(engine: *mut entrospect_engine
 /// # Safety
 /// `engine` as for `entrospect_engine_free`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn entrospect_engine_poll(engine: *mut entrospect_engine) -> S {
+pub unsafe extern "C" fn entrospect_engine_poll(
+    engine: *mut entrospect_engine,
+) -> entrospect_status {
     ffi_boundary!({
         // SAFETY: the caller's contract on `engine` is `with_engine`'s.
         unsafe { with_engine(engine, Inner::deliver) }
@@ -482,12 +502,17 @@ pub unsafe extern "C" fn entrospect_engine_stats_json(
     buf: *mut c_char,
     len: usize,
     out_n: *mut usize,
-) -> S {
+) -> entrospect_status {
     ffi_boundary!({
         let copy_out = |inner: &mut Inner| {
             let mut v = match serde_json::to_value(inner.engine.stats()) {
                 Ok(v) => v,
-                Err(e) => return fail(S::EngineError, &format!("stats: cannot serialize: {e}")),
+                Err(e) => {
+                    return fail(
+                        entrospect_status::EngineError,
+                        &format!("stats: cannot serialize: {e}"),
+                    );
+                }
             };
             if let Some(obj) = v.as_object_mut() {
                 obj.insert(
@@ -533,6 +558,11 @@ pub extern "C" fn entrospect_abi_version() -> u32 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "tests call the C entry points with local buffers; each call says why it is sound"
+)]
 mod tests {
     use super::*;
     use std::ptr::{null, null_mut};
@@ -540,7 +570,10 @@ mod tests {
     fn new_engine() -> *mut entrospect_engine {
         let mut e = null_mut();
         // SAFETY: NULL config, out is a local.
-        assert_eq!(unsafe { entrospect_engine_new(null(), &mut e) }, S::Ok);
+        assert_eq!(
+            unsafe { entrospect_engine_new(null(), &mut e) },
+            entrospect_status::Ok
+        );
         e
     }
 
@@ -567,18 +600,19 @@ mod tests {
 
     #[test]
     fn bad_config_is_invalid_config_and_writes_nothing() {
-        let mut e = 0x1usize as *mut entrospect_engine;
+        let sentinel = std::ptr::NonNull::<entrospect_engine>::dangling().as_ptr();
+        let mut e = sentinel;
         let cfg = c"this is = = not toml";
         // SAFETY: valid string and out.
         assert_eq!(
             unsafe { entrospect_engine_new(cfg.as_ptr(), &mut e) },
-            S::InvalidConfig
+            entrospect_status::InvalidConfig
         );
-        assert_eq!(e as usize, 1);
+        assert_eq!(e, sentinel);
         // SAFETY: NULL out is checked.
         assert_eq!(
             unsafe { entrospect_engine_new(null(), null_mut()) },
-            S::NullParameter
+            entrospect_status::NullParameter
         );
     }
 
@@ -593,14 +627,17 @@ mod tests {
         unsafe {
             assert_eq!(
                 entrospect_engine_set_callback(e, Some(collect), (&raw mut seen).cast()),
-                S::Ok
+                entrospect_status::Ok
             );
         }
         // SAFETY: e is live.
-        assert_eq!(unsafe { entrospect_engine_finish(e) }, S::CallbackError);
+        assert_eq!(
+            unsafe { entrospect_engine_finish(e) },
+            entrospect_status::CallbackError
+        );
         seen.reject_after = usize::MAX;
         // SAFETY: e is live.
-        assert_eq!(unsafe { entrospect_engine_poll(e) }, S::Ok);
+        assert_eq!(unsafe { entrospect_engine_poll(e) }, entrospect_status::Ok);
         assert_eq!(seen.types, ["stats"]);
         // SAFETY: e is live; freed once.
         unsafe { entrospect_engine_free(e) };
@@ -613,9 +650,15 @@ mod tests {
         let h = unsafe { handle::borrow(e) }.unwrap();
         h.inner.borrow_mut().panic_next = true;
         // SAFETY: e is live.
-        assert_eq!(unsafe { entrospect_engine_flush(e, 1) }, S::Panic);
+        assert_eq!(
+            unsafe { entrospect_engine_flush(e, 1) },
+            entrospect_status::Panic
+        );
         // SAFETY: e is live (poisoned, not freed).
-        assert_eq!(unsafe { entrospect_engine_finish(e) }, S::Panic);
+        assert_eq!(
+            unsafe { entrospect_engine_finish(e) },
+            entrospect_status::Panic
+        );
         // SAFETY: freeing a poisoned engine is allowed, once.
         unsafe { entrospect_engine_free(e) };
     }
@@ -624,10 +667,13 @@ mod tests {
     fn null_engine_and_null_data_with_length_are_null_parameter() {
         // SAFETY: NULL handles are checked first.
         unsafe {
-            assert_eq!(entrospect_engine_finish(null_mut()), S::NullParameter);
+            assert_eq!(
+                entrospect_engine_finish(null_mut()),
+                entrospect_status::NullParameter
+            );
             assert_eq!(
                 entrospect_engine_process_packet(null_mut(), 0, 1, null(), 0),
-                S::NullParameter
+                entrospect_status::NullParameter
             );
             entrospect_engine_free(null_mut());
         }
@@ -636,13 +682,16 @@ mod tests {
         unsafe {
             assert_eq!(
                 entrospect_engine_process_packet(e, 0, 1, null(), 20),
-                S::NullParameter
+                entrospect_status::NullParameter
             );
-            assert_eq!(entrospect_engine_process_packet(e, 0, 1, null(), 0), S::Ok);
+            assert_eq!(
+                entrospect_engine_process_packet(e, 0, 1, null(), 0),
+                entrospect_status::Ok
+            );
             let big = vec![0u8; MAX_WIRE_LEN as usize + 1];
             assert_eq!(
                 entrospect_engine_process_packet(e, 0, 1, big.as_ptr(), big.len()),
-                S::InvalidParameter
+                entrospect_status::InvalidParameter
             );
             entrospect_engine_free(e);
         }
@@ -659,20 +708,20 @@ mod tests {
         unsafe {
             let f =
                 |b: &[u8]| entrospect_engine_process_host_event_json(e, b.as_ptr().cast(), b.len());
-            assert_eq!(f(bad_utf8), S::InvalidUtf8);
-            assert_eq!(f(not_event), S::InvalidJson);
-            assert_eq!(f(b""), S::InvalidJson);
-            assert_eq!(f(good), S::Ok);
+            assert_eq!(f(bad_utf8), entrospect_status::InvalidUtf8);
+            assert_eq!(f(not_event), entrospect_status::InvalidJson);
+            assert_eq!(f(b""), entrospect_status::InvalidJson);
+            assert_eq!(f(good), entrospect_status::Ok);
             let mut n = 0usize;
             assert_eq!(
                 entrospect_engine_stats_json(e, null_mut(), 0, &mut n),
-                S::Ok
+                entrospect_status::Ok
             );
             let mut buf = vec![0 as c_char; n + 1];
             let mut m = 0usize;
             assert_eq!(
                 entrospect_engine_stats_json(e, buf.as_mut_ptr(), buf.len(), &mut m),
-                S::Ok
+                entrospect_status::Ok
             );
             assert_eq!(m, n);
             let text: Vec<u8> = buf[..m].iter().map(|&c| c as u8).collect();

@@ -41,8 +41,11 @@ pub(crate) unsafe fn borrow<'a>(
         ));
     }
     // SAFETY: `ptr` is not NULL (checked above) and, by the caller's contract, came from
-    // `into_raw` on a live Box, so it is aligned and points at an initialized handle.
-    let magic = unsafe { std::ptr::addr_of!((*ptr).magic).read_volatile() };
+    // `into_raw` on a Box, so the field's address is in bounds (no reference is made).
+    let tag = unsafe { &raw const (*ptr).magic };
+    // SAFETY: `tag` is aligned and inside the handle's allocation (see above); volatile,
+    // since a freed handle's tag was written just before deallocation.
+    let magic = unsafe { tag.read_volatile() };
     if magic != ENGINE_MAGIC {
         return Err(fail(
             entrospect_status::InvalidHandle,

@@ -248,6 +248,11 @@ pub(crate) unsafe fn host_event_in(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "tests call the C entry points with local buffers; each call says why it is sound"
+)]
 mod tests {
     use super::*;
     use std::ffi::CString;
