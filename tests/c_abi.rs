@@ -147,9 +147,12 @@ fn through_text(ev: &entrospect::Event) -> serde_json::Value {
     serde_json::from_str(&text).expect("event json parses")
 }
 
-/// What the Rust engine emits for the inputs, merged exactly as replay.c merges them.
-fn rust_events(pcap: &Path, hostevents: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(hostevents).expect("read host events");
+/// What the Rust engine emits for the inputs, merged exactly as replay.c merges them; `None`
+/// when the capture does not read to its end.
+fn rust_events_checked(pcap: &Path, hostevents: Option<&Path>) -> Option<Vec<String>> {
+    let text = hostevents.map_or_else(String::new, |p| {
+        std::fs::read_to_string(p).expect("read host events")
+    });
     let host: Vec<HostEvent> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -157,10 +160,10 @@ fn rust_events(pcap: &Path, hostevents: &Path) -> Vec<String> {
         .collect();
     let mut next = 0;
     let mut engine = Engine::new(Config::default()).expect("default engine");
-    let file = CaptureFile::open(pcap).expect("open demo capture");
+    let file = CaptureFile::open(pcap).ok()?;
     let mut out = Vec::new();
     for pkt in file.packets() {
-        let pkt = pkt.expect("demo capture reads");
+        let pkt = pkt.ok()?;
         while let Some(h) = host.get(next).filter(|h| h.timestamp <= pkt.ts) {
             engine.process_host_event(h.clone());
             next += 1;
@@ -173,7 +176,11 @@ fn rust_events(pcap: &Path, hostevents: &Path) -> Vec<String> {
     }
     engine.finish();
     out.extend(engine.drain_events().map(|e| through_text(&e)));
-    normalized(out)
+    Some(normalized(out))
+}
+
+fn rust_events(pcap: &Path, hostevents: &Path) -> Vec<String> {
+    rust_events_checked(pcap, Some(hostevents)).expect("demo capture reads to its end")
 }
 
 /// `v` with every non-integer number rounded to 12 significant digits. The static library
@@ -295,4 +302,73 @@ fn c_abuse_is_clean_under_valgrind_without_use_after_free() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn c_replay_matches_rust_engine_on_the_corpus() {
+    let dir = root().join("../shared/corpus/pcap");
+    if !dir.is_dir() {
+        eprintln!("skipping: corpus not found at {}", dir.display());
+        return;
+    }
+    let Some(exe) = build_c("replay", &["-lpcap"], "replay_corpus") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read corpus dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    // Captures where libpcap and our reader legitimately read different packets, not a
+    // difference of the C ABI: (file, why).
+    const READERS_DIFFER: &[(&str, &str)] = &[(
+        "ndpi__fuzz-2021-06-07-c6c72a0a56.pcap",
+        "fuzzed ts_usec 4293562680 (over 10^6): our reader carries it into the seconds, \
+         libpcap's nanosecond conversion does not",
+    )];
+    files.retain(|f| {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        !READERS_DIFFER.iter().any(|(n, _)| *n == name)
+    });
+    let (mut equal, mut unreadable) = (0, Vec::new());
+    let mut differ = Vec::new();
+    for f in &files {
+        let out = Command::new(&exe).arg(f).output().expect("run replay");
+        let rust = rust_events_checked(f, None);
+        let (true, Some(rust)) = (out.status.success(), rust) else {
+            // libpcap or our reader stops early on a damaged file: outputs are not comparable.
+            unreadable.push(
+                f.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            continue;
+        };
+        let c: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if normalized(c) == rust {
+            equal += 1;
+        } else {
+            differ.push(
+                f.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    eprintln!(
+        "corpus: {equal} of {} captures give equal events through C and Rust; {} not read to the end by one reader: {unreadable:?}",
+        files.len(),
+        unreadable.len()
+    );
+    assert!(
+        differ.is_empty(),
+        "C replay and Rust engine disagree on {differ:?}"
+    );
+    assert!(equal > files.len() / 2, "too few comparable captures");
 }
