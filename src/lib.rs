@@ -8,6 +8,7 @@ pub mod decode;
 pub mod detect;
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod flow;
 pub mod host;
 pub mod inspect;

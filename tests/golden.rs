@@ -22,7 +22,7 @@ fn replay_lines(pcap: &Path, host_events: Option<&Path>, cfg: Config) -> String 
     let mut host = host.into_iter().peekable();
     let file = CaptureFile::open(pcap).expect("capture");
     let mut out = String::new();
-    let mut emit = |engine: &mut Engine, out: &mut String| {
+    let emit = |engine: &mut Engine, out: &mut String| {
         for ev in engine.drain_events() {
             if !matches!(ev, Event::Stats(_)) {
                 out.push_str(&serde_json::to_string(&ev).expect("json"));
