@@ -181,3 +181,54 @@ fn demo_chrome_crypto_loads_without_a_flow_stay_quiet() {
     assert!(alerts.is_empty(), "{alerts:?}");
     assert_eq!(c.stats().joins_succeeded, 0);
 }
+
+/// Real Sysmon-for-Linux telemetry of the OTRF Log4Shell incident: the bash reverse
+/// shell 192.168.2.5:39634 -> 192.168.2.6:443 joins to bash (pid 17806) by full
+/// 5-tuple; it is cleartext and tiny (183 B / 8 B), so AN0401 stays quiet.
+#[test]
+fn corpus_log4shell_bash_reverse_shell_joins_and_cleartext_stays_quiet() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/host");
+    if !dir.is_dir() {
+        eprintln!("skipping: host corpus not found at {}", dir.display());
+        return;
+    }
+    let rel = "linux/syslog_sysmon_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.json";
+    let mut adapter =
+        entrospect::host::adapters::open_host_file(&dir.join(rel), None, Some("corpus-host"))
+            .expect("open corpus file");
+    let events: Vec<HostEvent> = adapter.by_ref().filter_map(Result::ok).collect();
+    let conn_ts = events
+        .iter()
+        .find(|e| {
+            matches!(
+                &e.kind,
+                entrospect::host::HostEventKind::NetworkConnect {
+                    pid: 17806,
+                    src_port: Some(39634),
+                    ..
+                }
+            )
+        })
+        .map(|e| e.timestamp)
+        .expect("the reverse shell's EID 3");
+    let mut idx = HostIndex::new(HostIndexConfig::default());
+    for e in events {
+        idx.ingest(e);
+    }
+    let mut f = input(
+        1,
+        ("192.168.2.5", 39634),
+        ("192.168.2.6", 443),
+        "2022-05-11T18:10:20Z",
+    );
+    f.start = conn_ts;
+    f.now = conn_ts;
+    f.bytes = [183, 8];
+    let mut c = correlator();
+    let alerts = c.evaluate(&idx, &f);
+    let stats = c.stats();
+    eprintln!("log4shell join: {stats:?}");
+    assert_eq!(stats.joins_succeeded, 1);
+    assert_eq!(stats.joins_full_tuple, 1);
+    assert!(find(&alerts, "AN0401").is_none(), "{alerts:?}");
+}
