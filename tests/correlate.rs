@@ -232,3 +232,31 @@ fn corpus_log4shell_bash_reverse_shell_joins_and_cleartext_stays_quiet() {
     assert_eq!(stats.joins_full_tuple, 1);
     assert!(find(&alerts, "AN0401").is_none(), "{alerts:?}");
 }
+
+/// Throughput of `Correlator::evaluate` on a joined flow (prints, never asserts speed).
+/// Run with `cargo test --test correlate -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check"]
+fn measure_evaluate_throughput() {
+    let idx = demo_index();
+    let mut c = correlator();
+    let r = random(4096);
+    let n = 100_000u64;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let mut f = input(
+            i,
+            ("10.0.0.5", 50514),
+            ("203.0.113.9", 4444),
+            "2026-11-22T10:00:10Z",
+        );
+        f.randomness = [Some(r), Some(r)];
+        f.ended = true;
+        std::hint::black_box(c.evaluate(&idx, &f));
+    }
+    let el = t.elapsed();
+    eprintln!(
+        "{n} joined verdicts in {el:?}: {:.2} us each",
+        el.as_secs_f64() * 1e6 / n as f64
+    );
+}
