@@ -11,7 +11,48 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod an0400;
+pub mod an0401;
+pub mod an0402;
+pub mod an0403;
 pub mod an0404;
+pub mod an1496;
+pub mod baseline;
+pub mod correlate;
+pub(crate) mod score;
+
+/// Tunables of the host-aware analytics and the correlation stage (config keys are the
+/// ATT&CK tunables, snake_case, under the analytic that owns them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// `[an0400]`.
+    pub an0400: an0400::An0400Config,
+    /// `[an0401]`.
+    pub an0401: an0401::An0401Config,
+    /// `[an0402]`.
+    pub an0402: an0402::An0402Config,
+    /// `[an0403]`.
+    pub an0403: an0403::An0403Config,
+    /// `[an1496]`.
+    pub an1496: an1496::An1496Config,
+    /// `[correlation]`.
+    pub correlation: correlate::CorrelationConfig,
+    /// `[baseline]`.
+    pub baseline: baseline::BaselineConfig,
+}
+
+/// Errors of the detection stage's setup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DetectError {
+    /// Baseline detect mode needs `[baseline] path`.
+    #[error("baseline mode \"detect\" needs [baseline] path")]
+    MissingBaselinePath,
+    /// The baseline file could not be loaded.
+    #[error(transparent)]
+    Baseline(#[from] baseline::BaselineError),
+}
 
 /// How urgent a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

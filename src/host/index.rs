@@ -51,7 +51,7 @@
 //! Nothing here panics on input.
 
 use crate::host::crypto_libs::{CryptoLib, CryptoLibTable};
-use crate::host::{ConnDirection, HostEvent, HostEventKind, HostProto};
+use crate::host::{ConnDirection, HostEvent, HostEventKind, HostProto, Platform};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -295,6 +295,8 @@ struct ConnRef {
 #[derive(Debug, Default)]
 struct HostState {
     now: Timestamp,
+    /// Platform of the latest event from this host.
+    platform: Option<Platform>,
     records: usize,
     by_guid: HashMap<String, ProcessId>,
     /// Generations of each pid, sorted by effective start.
@@ -480,11 +482,16 @@ impl HostIndex {
         let max = self.config.max_string_len;
         let host = cap_string(event.host, max);
         let ts = event.timestamp;
+        let platform = Some(event.platform);
         match self.hosts.get_mut(&host) {
-            Some(state) => state.now = state.now.max(ts),
+            Some(state) => {
+                state.now = state.now.max(ts);
+                state.platform = platform;
+            }
             None => {
                 let state = HostState {
                     now: ts,
+                    platform,
                     ..HostState::default()
                 };
                 self.hosts.insert(host.clone(), state);
@@ -571,6 +578,11 @@ impl HostIndex {
             self.expire_host(&h, now);
             self.drop_host_if_empty(&h);
         }
+    }
+
+    /// The platform of `host`, from its latest event (`None` for an unknown host).
+    pub fn host_platform(&self, host: &str) -> Option<Platform> {
+        self.hosts.get(host)?.platform
     }
 
     /// The record behind a handle, if it has not been evicted.
