@@ -13,7 +13,14 @@
 //! With no file at all, [`Config::default`] is what runs.
 
 use crate::decode::defrag::DefragConfig;
+use crate::detect::an0400::An0400Config;
+use crate::detect::an0401::An0401Config;
+use crate::detect::an0402::An0402Config;
+use crate::detect::an0403::An0403Config;
 use crate::detect::an0404::An0404Config;
+use crate::detect::an1496::An1496Config;
+use crate::detect::baseline::BaselineConfig;
+use crate::detect::correlate::CorrelationConfig;
 use crate::flow::FlowConfig;
 use crate::host::crypto_libs::CryptoLibConfig;
 use crate::host::index::HostIndexConfig;
@@ -42,6 +49,23 @@ pub struct Config {
     /// AN0404 (network: high-entropy flows no known protocol explains): `port_profiles`,
     /// `traffic_volume_threshold`, allowlists.
     pub an0404: An0404Config,
+    /// AN0400 (Windows: symmetric crypto library, then high-entropy egress):
+    /// `allowed_crypto_processes`, `entropy_threshold`, `time_window`.
+    pub an0400: An0400Config,
+    /// AN0401 (Linux: libcrypto in an unexpected process, then abnormal egress):
+    /// `trusted_crypto_libs`, `traffic_asymmetry_ratio`.
+    pub an0401: An0401Config,
+    /// AN0402 (macOS: Security-framework crypto, then randomized non-TLS egress):
+    /// `doh_resolvers`, `payload_entropy_threshold`.
+    pub an0402: An0402Config,
+    /// AN0403 (ESXi: management daemons with encrypted egress): `allowed_mgmt_hosts`.
+    pub an0403: An0403Config,
+    /// AN1496 (asymmetric crypto library, then abnormal TLS): allowlist, JA4 novelty.
+    pub an1496: An1496Config,
+    /// The flow ↔ host join: clock skew, time window.
+    pub correlation: CorrelationConfig,
+    /// Learning and using a per-host baseline of crypto use.
+    pub baseline: BaselineConfig,
 }
 
 /// A configuration that could not be read.

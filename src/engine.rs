@@ -8,8 +8,9 @@ use crate::capture::{LinkType, Packet};
 use crate::config::{Config, ConfigError};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{self, DecodeErrorKind, Decoded};
-use crate::detect::Severity;
+use crate::detect::DetectConfig;
 use crate::detect::an0404::{self, An0404Config, DirEvidence, FlowEvidence as An0404Evidence};
+use crate::detect::correlate::{Correlator, FlowVerdictInput};
 use crate::error::Error;
 use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest, TcpState};
 use crate::host::HostEvent;
@@ -38,42 +39,21 @@ pub const MAX_WIRE_LEN: u32 = 262_144;
 /// Per-flow state: what the inspectors keep, plus what detection already said.
 struct FlowState {
     insp: FlowInspection,
-    /// Analytics that already alerted on this flow (bit per [`ANALYTICS`] entry).
-    alerted: u8,
+    /// Whether any analytic alerted on this flow.
+    alerted: bool,
     /// A verdict point was passed while the recognisers still wanted the opening exchange.
     deferred: bool,
 }
-
-/// AN1496 without host evidence alerts only at this score: at least one strong anomaly
-/// (self-signed, expired, hostname mismatch, weak key, obsolete version, weak cipher all
-/// weigh 0.5–0.6), not weak ones piling up (a missing SNI with a SHA-1 intermediate, as in
-/// 2013-era public chains, scores 0.46).
-const AN1496_NETWORK_ONLY_MIN_SCORE: f32 = 0.5;
 
 /// Payload packets (both directions) that make a flow's opening exchange: the protocol
 /// recognisers get them before AN0404 calls random payload unknown.
 const OPENING_PAYLOAD_PACKETS: u64 = 4;
 
-/// Analytics the engine emits itself, in bit order of [`FlowState::alerted`]:
-/// (id, technique, signature id, description).
-const ANALYTICS: [(&str, &str, u32, &str); 2] = [
-    (
-        "AN0404",
-        "T1573.001",
-        1_000_404,
-        "high-entropy flow that matches no known encrypted protocol",
-    ),
-    (
-        "AN1496",
-        "T1573.002",
-        1_001_496,
-        "abnormal TLS handshake or certificate",
-    ),
-];
-
 /// The stages after the flow table, seen by it as one [`Inspector`].
 struct Stages {
     inspect: InspectorSet,
+    correlator: Correlator,
+    host: HostIndex,
     an0404: An0404Config,
     queue: VecDeque<Event>,
     dropped_events: u64,
@@ -129,7 +109,6 @@ impl Stages {
     fn detect(&mut self, st: &mut FlowState, flow: &FlowMeta, ts: Timestamp, ended: bool) {
         let f = self.inspect.findings(&st.insp);
         let app_proto = f.app_proto();
-        let mut fired: Vec<(usize, Severity, f32, Vec<String>)> = Vec::new();
 
         // AN0404: wire-only evidence.
         let dir_ev = |d: usize| -> DirEvidence {
@@ -175,43 +154,40 @@ impl Stages {
         let opening = flow.payload_pkts[0] + flow.payload_pkts[1] < OPENING_PAYLOAD_PACKETS;
         let recognisers_waiting = !ended && opening && !st.insp.protocol_done();
         st.deferred = recognisers_waiting;
-        if st.alerted & 1 == 0 && !recognisers_waiting {
-            if let Some(finding) = an0404::evaluate(&self.an0404, &ev) {
-                match finding.suppressed {
-                    Some(_) => {
-                        if ended {
-                            *self.suppressed.entry("AN0404").or_default() += 1;
-                        }
-                    }
-                    None => fired.push((0, finding.severity, finding.score, finding.reasons)),
-                }
-            }
+        let an0404 = if recognisers_waiting {
+            None
+        } else {
+            an0404::evaluate(&self.an0404, &ev)
+        };
+        if ended && an0404.as_ref().is_some_and(|a| a.suppressed.is_some()) {
+            *self.suppressed.entry("AN0404").or_default() += 1;
         }
         // AN1496 network half: an abnormal TLS session, once its handshake is over.
-        if st.alerted & 2 == 0 {
-            if let Some(summary) = f.tls {
-                if st.insp.tls_handshake_over() || ended {
-                    let strong_enough =
-                        |n: &tls::An1496Finding| n.score >= AN1496_NETWORK_ONLY_MIN_SCORE;
-                    if let Some(n) =
-                        tls::an1496_score(summary, self.inspect.tls_config()).filter(strong_enough)
-                    {
-                        let severity = if n.score >= 0.75 {
-                            Severity::High
-                        } else {
-                            Severity::Medium
-                        };
-                        let mut reasons = n.reasons;
-                        reasons.push("no host telemetry joined: the process and its crypto libraries are unknown".into());
-                        fired.push((1, severity, n.score, reasons));
-                    }
-                }
-            }
-        }
-        for (i, severity, score, reasons) in fired {
-            st.alerted |= 1 << i;
-            let (analytic, technique, sid, signature) = ANALYTICS[i];
-            *self.alerts.entry(analytic).or_default() += 1;
+        let handshake_over = st.insp.tls_handshake_over() || ended;
+        let an1496 = f
+            .tls
+            .filter(|_| handshake_over)
+            .and_then(|s| tls::an1496_score(s, self.inspect.tls_config()));
+        let input = FlowVerdictInput {
+            flow_id: flow.id,
+            proto: flow.proto,
+            client: (flow.client_ip, flow.client_port),
+            server: (flow.server_ip, flow.server_port),
+            start: flow.start,
+            now: ts,
+            bytes: flow.bytes,
+            pkts: flow.pkts,
+            app_proto,
+            randomness: f.randomness,
+            an0404: an0404.as_ref(),
+            tls: f.tls,
+            an1496_network: an1496.as_ref(),
+            ended,
+        };
+        let alerts = self.correlator.evaluate(&self.host, &input);
+        for a in alerts {
+            st.alerted = true;
+            *self.alerts.entry(a.analytic).or_default() += 1;
             self.push(Event::Alert(AlertEvent {
                 header: header(
                     flow,
@@ -220,19 +196,39 @@ impl Stages {
                 ),
                 alert: AlertSection {
                     action: "allowed",
-                    signature_id: sid,
-                    signature: format!("{analytic} {signature}"),
+                    signature_id: signature_id(a.analytic),
+                    signature: format!("{} {}", a.analytic, signature_of(a.analytic)),
                     category: "Encrypted Channel",
-                    severity: eve_severity(severity),
-                    analytic,
-                    technique,
-                    severity_name: severity,
-                    score,
-                    reasons,
-                    process: None,
+                    severity: eve_severity(a.severity),
+                    analytic: a.analytic,
+                    technique: a.technique,
+                    severity_name: a.severity,
+                    score: a.score,
+                    reasons: a.reasons,
+                    process: a.process,
                 },
             }));
         }
+    }
+}
+
+/// A stable Suricata-style signature id: 1 000 000 + the analytic's number (AN0404 →
+/// 1000404).
+fn signature_id(analytic: &str) -> u32 {
+    let n: u32 = analytic.trim_start_matches("AN").parse().unwrap_or(0);
+    1_000_000 + n
+}
+
+/// One-line description of each analytic, for `alert.signature`.
+fn signature_of(analytic: &str) -> &'static str {
+    match analytic {
+        "AN0400" => "symmetric crypto library load then high-entropy egress (Windows)",
+        "AN0401" => "crypto library in an unexpected process then abnormal egress (Linux)",
+        "AN0402" => "Security-framework crypto then randomized non-TLS egress (macOS)",
+        "AN0403" => "ESXi management daemon with encrypted egress outside the baseline",
+        "AN0404" => "high-entropy flow that matches no known encrypted protocol",
+        "AN1496" => "asymmetric crypto library then abnormal TLS",
+        _ => "encrypted channel",
     }
 }
 
@@ -264,7 +260,7 @@ impl Inspector for Stages {
     fn flow_start(&mut self, flow: &FlowMeta) -> FlowState {
         FlowState {
             insp: self.inspect.flow_start(flow),
-            alerted: 0,
+            alerted: false,
             deferred: false,
         }
     }
@@ -329,7 +325,7 @@ impl Inspector for Stages {
                 age: flow.last.saturating_sub(flow.start) / 1_000_000_000,
                 state,
                 reason: reason.as_str(),
-                alerted: st.alerted != 0,
+                alerted: st.alerted,
                 payload_bytes_toserver: flow.payload_bytes[0],
                 payload_bytes_toclient: flow.payload_bytes[1],
                 gap_bytes: flow.gap_bytes[0] + flow.gap_bytes[1],
@@ -359,7 +355,6 @@ pub struct Engine {
     errors: DecodeErrorCounts,
     first_ts: Option<Timestamp>,
     last_ts: Timestamp,
-    host: HostIndex,
     host_events: u64,
 }
 
@@ -377,16 +372,30 @@ impl Engine {
                 reason: e.to_string(),
             }
         })?;
+        let detect = DetectConfig {
+            an0400: cfg.an0400.clone(),
+            an0401: cfg.an0401.clone(),
+            an0402: cfg.an0402.clone(),
+            an0403: cfg.an0403.clone(),
+            an1496: cfg.an1496.clone(),
+            correlation: cfg.correlation.clone(),
+            baseline: cfg.baseline.clone(),
+        };
+        let correlator = Correlator::new(&detect, &cfg.an0404).map_err(|e| ConfigError::Value {
+            key: "baseline",
+            reason: e.to_string(),
+        })?;
         Ok(Engine {
-            host: HostIndex::with_crypto_table(
-                cfg.host_index.clone(),
-                CryptoLibTable::new(&cfg.crypto_libs),
-            ),
             host_events: 0,
             defrag: Defragmenter::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
             stages: Stages {
                 inspect,
+                correlator,
+                host: HostIndex::with_crypto_table(
+                    cfg.host_index.clone(),
+                    CryptoLibTable::new(&cfg.crypto_libs),
+                ),
                 an0404: cfg.an0404.clone(),
                 queue: VecDeque::new(),
                 dropped_events: 0,
@@ -402,6 +411,12 @@ impl Engine {
             first_ts: None,
             last_ts: Timestamp::ZERO,
         })
+    }
+
+    /// What the correlation stage learned, in baseline learn mode (save it with
+    /// [`Baseline::save`](crate::detect::baseline::Baseline::save)).
+    pub fn baseline(&self) -> Option<&crate::detect::baseline::Baseline> {
+        self.stages.correlator.baseline()
     }
 
     /// The configuration in use.
@@ -475,12 +490,12 @@ impl Engine {
     /// described in `host::index`.
     pub fn process_host_event(&mut self, ev: HostEvent) {
         self.host_events += 1;
-        self.host.ingest(ev);
+        self.stages.host.ingest(ev);
     }
 
     /// The process index fed by host events.
     pub fn host_index(&self) -> &HostIndex {
-        &self.host
+        &self.stages.host
     }
 
     /// Expire flows and fragments idle at `now` (call periodically on live traffic when
@@ -488,7 +503,7 @@ impl Engine {
     pub fn flush(&mut self, now: Timestamp) {
         self.flows.expire(&mut self.stages, now);
         self.defrag.expire(now);
-        self.host.expire(now);
+        self.stages.host.expire(now);
     }
 
     /// End every flow (input ended), then emit a `stats` event.
@@ -518,7 +533,10 @@ impl Engine {
             },
             flow: self.flows.stats(),
             defrag: self.defrag.stats(),
-            host: crate::output::stats::HostStats::from_index(self.host_events, &self.host.stats()),
+            host: crate::output::stats::HostStats::from_index(
+                self.host_events,
+                &self.stages.host.stats(),
+            ),
             detect: crate::output::stats::DetectStats {
                 alerts: self.stages.alerts.clone(),
                 suppressed: self.stages.suppressed.clone(),

@@ -47,7 +47,10 @@ fn replay_lines(pcap: &Path, host_events: Option<&Path>, cfg: Config) -> String 
 }
 
 fn check(config: &str, name: &str, got: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(config).join(format!("{name}.jsonl"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(config)
+        .join(format!("{name}.jsonl"));
     if std::env::var_os("ENTROSPECT_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
         std::fs::write(&path, got).expect("write golden");
@@ -71,7 +74,11 @@ fn check(config: &str, name: &str, got: &str) {
 #[test]
 fn demo_capture_with_host_events_matches_golden_output() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
-    let got = replay_lines(&data.join("demo.pcapng"), Some(&data.join("demo.hostevents.jsonl")), Config::default());
+    let got = replay_lines(
+        &data.join("demo.pcapng"),
+        Some(&data.join("demo.hostevents.jsonl")),
+        Config::default(),
+    );
     check("default", "demo", &got);
 }
 
