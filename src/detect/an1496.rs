@@ -59,6 +59,19 @@ impl Default for An1496Config {
     }
 }
 
+/// Severity of the network half alone: one strong anomaly (self-signed, expired, hostname
+/// mismatch, weak key, obsolete version, weak cipher: weights 0.5–0.6) is Medium, two are
+/// High; weak ones piling up (a missing SNI with a SHA-1 intermediate, 0.46) stay Low.
+fn network_only_severity(score: f32) -> Severity {
+    if score >= 0.75 {
+        Severity::High
+    } else if score >= 0.5 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
 /// Evaluate AN1496.
 pub(crate) fn evaluate(cfg: &An1496Config, ctx: &Ctx<'_>) -> Verdict {
     let mut reasons = Vec::new();
@@ -80,11 +93,7 @@ pub(crate) fn evaluate(cfg: &An1496Config, ctx: &Ctx<'_>) -> Verdict {
         return Verdict::Fire(Alert {
             analytic: ANALYTIC,
             technique: TECHNIQUE,
-            severity: if net_score >= 0.6 {
-                Severity::Medium
-            } else {
-                Severity::Low
-            },
+            severity: network_only_severity(net_score),
             score: net_score,
             reasons,
             process: None,
@@ -103,11 +112,7 @@ pub(crate) fn evaluate(cfg: &An1496Config, ctx: &Ctx<'_>) -> Verdict {
         return Verdict::Fire(Alert {
             analytic: ANALYTIC,
             technique: TECHNIQUE,
-            severity: if net_score >= 0.6 {
-                Severity::Medium
-            } else {
-                Severity::Low
-            },
+            severity: network_only_severity(net_score),
             score: net_score,
             reasons: all,
             process: Some(process_of(ctx, j)),
