@@ -11,6 +11,7 @@ pub mod flow;
 pub mod host;
 pub mod inspect;
 pub mod output;
+pub mod pipeline;
 pub mod time;
 
 pub use config::Config;
