@@ -885,3 +885,215 @@ impl Worker {
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::writer::PcapngWriter;
+
+    /// An Ethernet/IPv4/UDP frame from `src:sport` to `dst:dport` (checksums zero).
+    fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&(total - 20).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn packet(data: &[u8], i: u64) -> Packet<'_> {
+        Packet {
+            ts: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
+            link_type: LinkType::ETHERNET,
+            data,
+            orig_len: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn both_directions_hash_alike_and_non_ip_has_no_hash() {
+        let a = udp([10, 0, 0, 1], 5353, [10, 0, 0, 2], 53, b"q");
+        let b = udp([10, 0, 0, 2], 53, [10, 0, 0, 1], 5353, b"r");
+        let ha = flow_hash(LinkType::ETHERNET, &a);
+        assert!(ha.is_some());
+        assert_eq!(ha, flow_hash(LinkType::ETHERNET, &b));
+        let mut arp = a.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(flow_hash(LinkType::ETHERNET, &arp), None);
+        assert_eq!(flow_hash(LinkType::ETHERNET, &[]), None);
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_by_name() {
+        for (pcfg, key) in [
+            (
+                PipelineConfig {
+                    workers: 0,
+                    ..PipelineConfig::default()
+                },
+                "workers",
+            ),
+            (
+                PipelineConfig {
+                    batch_bytes: 1000,
+                    ..PipelineConfig::default()
+                },
+                "batch_bytes",
+            ),
+        ] {
+            match Pipeline::new(Config::default(), pcfg, Vec::<Event>::new()) {
+                Err(PipelineError::Setting { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("expected a setting error for {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn copied_packets_reach_the_workers_and_are_counted_once() {
+        let pcfg = PipelineConfig {
+            workers: 3,
+            batch_packets: 4,
+            ..PipelineConfig::default()
+        };
+        let mut p = Pipeline::new(Config::default(), pcfg, Vec::<Event>::new()).unwrap();
+        let mut arp = udp([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, b"");
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        for i in 0..100u16 {
+            let f = udp(
+                [10, 0, 0, 1],
+                1000 + i % 10,
+                [10, 0, 0, (i % 7) as u8 + 2],
+                53,
+                b"x",
+            );
+            p.push(&packet(&f, u64::from(i)));
+        }
+        p.push(&packet(&arp, 100));
+        let (events, stats) = p.finish().unwrap();
+        assert_eq!(stats.dispatch.packets, 101);
+        assert_eq!(stats.dispatch.copied, 101);
+        assert_eq!(stats.dispatch.routed.iter().sum::<u64>(), 101);
+        assert!(stats.dispatch.routed[0] >= 1, "non-IP goes to worker 0");
+        assert_eq!(stats.capture().packets, 101);
+        assert_eq!(stats.capture().decoded, 100);
+        // UDP is routed by address pair: 7 pairs, one flow each per 5-tuple.
+        let flows = events
+            .iter()
+            .filter(|e| matches!(e, Event::Flow(_)))
+            .count();
+        assert_eq!(flows, 70);
+        assert!(!events.iter().any(|e| matches!(e, Event::Stats(_))));
+        // Batches were recycled: far fewer allocated than sent.
+        assert!(
+            stats.dispatch.batches_allocated < stats.dispatch.batches,
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn drop_policy_counts_packets_of_a_full_queue() {
+        let pcfg = PipelineConfig {
+            workers: 1,
+            batch_packets: 1,
+            queue_batches: 1,
+            backpressure: Backpressure::Drop,
+            ..PipelineConfig::default()
+        };
+        // A sink that blocks until released keeps the worker stuck on its output, so its
+        // queue fills.
+        let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
+        let sink = move |_: &Event| {
+            let _ = gate_rx.recv();
+        };
+        let mut cfg = Config::default();
+        cfg.flow.udp_timeout_secs = 0;
+        let mut p = Pipeline::new(
+            cfg,
+            PipelineConfig {
+                output_queue: 1,
+                ..pcfg
+            },
+            sink,
+        )
+        .unwrap();
+        for i in 0..2000u64 {
+            let f = udp([10, 0, 0, 1], (i % 60_000) as u16, [10, 0, 0, 2], 53, b"x");
+            // Packet time jumps 2 s per packet: each tick times out the previous flows,
+            // whose records then wait on the gated sink.
+            p.push(&Packet {
+                ts: Timestamp(1_700_000_000_000_000_000 + i * 2_000_000_000),
+                ..packet(&f, 0)
+            });
+        }
+        let st = p.stats();
+        drop(gate_tx); // release the sink
+        assert!(
+            st.dispatch.drops.get("queue_full").copied().unwrap_or(0) > 0,
+            "{:?}",
+            st.dispatch
+        );
+        let (_, fin) = p.finish().unwrap();
+        let dropped = fin.dispatch.drops.get("queue_full").copied().unwrap_or(0);
+        assert_eq!(fin.dispatch.routed[0] + dropped, 2000);
+        assert_eq!(fin.capture().packets, fin.dispatch.routed[0]);
+    }
+
+    #[test]
+    fn replay_sends_offsets_into_the_shared_file() {
+        let mut w = PcapngWriter::new(Vec::new()).unwrap();
+        let eth = w.add_interface(LinkType::ETHERNET, 65535).unwrap();
+        for i in 0..50u64 {
+            let f = udp(
+                [10, 0, 0, 1],
+                4000,
+                [10, 0, 0, (i % 5) as u8 + 2],
+                53,
+                b"abc",
+            );
+            w.write_packet(eth, packet(&f, i).ts, &f).unwrap();
+        }
+        let file = Arc::new(CaptureFile::from_bytes(w.into_inner().unwrap()).unwrap());
+        let mut p =
+            Pipeline::new(Config::default(), PipelineConfig::default(), Vec::new()).unwrap();
+        let src = p.replay(&file).unwrap();
+        assert_eq!(src.packets, 50);
+        let (events, stats): (Vec<Event>, _) = p.finish().unwrap();
+        assert_eq!(stats.dispatch.zero_copy, 50);
+        assert_eq!(stats.dispatch.copied, 0);
+        assert_eq!(events.len(), 5);
+    }
+
+    #[test]
+    fn merged_json_sums_counters_and_keeps_the_largest_float() {
+        let mut a = StatsSection::default();
+        a.capture.packets = 3;
+        a.capture_seconds = 1.5;
+        let mut b = StatsSection::default();
+        b.capture.packets = 4;
+        b.capture_seconds = 2.5;
+        let st = PipelineStats {
+            dispatch: DispatchStats::default(),
+            workers: vec![a, b],
+        };
+        let m = st.merged_json();
+        assert_eq!(m["capture"]["packets"], 7);
+        assert_eq!(m["capture_seconds"], 2.5);
+    }
+
+    #[test]
+    fn drop_reason_names_are_stable() {
+        let names: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["queue_full", "packet_too_large", "worker_gone"]);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
+}

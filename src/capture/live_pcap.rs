@@ -7,8 +7,8 @@
 //!
 //! # Contracts
 //!
-//! - **No panics.** libpcap's errors become [`LiveError`]; a read timeout is not an error
-//!   ([`LivePcap::next_packet_timeout`] returns `Ok(None)`).
+//! - **No panics.** libpcap's errors become [`LiveError`]; no packet ready is not an error
+//!   ([`LivePcap::next_packet_timeout`] returns `Ok(None)` after [`IDLE_SLEEP`]).
 //! - **Bounded.** The snap length is capped at [`MAX_CAPLEN`]; a record longer than that
 //!   (which libpcap never delivers with a valid snap length) is refused with an error.
 //! - **Time.** Timestamps are libpcap's (the kernel's receive time, microseconds).
@@ -18,6 +18,10 @@
 pub use super::live::{LiveError, LiveStats, StopHandle};
 use super::{CaptureError, LinkType, MAX_CAPLEN, Packet, PacketSource, SourceStats};
 use crate::time::Timestamp;
+
+/// How long an empty read waits before returning `Ok(None)`: the latency added to the first
+/// packet after a quiet spell, and what keeps an idle capture loop from spinning.
+pub const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Settings of a libpcap live capture.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,8 +38,8 @@ pub struct LivePcapConfig {
     pub buffer_size: u32,
     /// Deliver packets as soon as they arrive instead of in kernel batches (default false).
     pub immediate: bool,
-    /// Read timeout in milliseconds: how long a read waits before returning with nothing
-    /// (default 100).
+    /// libpcap's buffer timeout in milliseconds: how long the kernel may hold packets to
+    /// deliver them in blocks (default 100; reads themselves never block, see [`IDLE_SLEEP`]).
     pub timeout_ms: u32,
 }
 
@@ -120,7 +124,13 @@ impl LivePcap {
         if cfg.buffer_size > 0 {
             inactive = inactive.buffer_size(setting("buffer_size", cfg.buffer_size)?);
         }
-        let mut cap = inactive.open().map_err(open_err)?;
+        // Non-blocking: on Linux (TPACKET_V3) libpcap's read timeout does not expire while
+        // no packet arrives at all, so a blocking read could wait forever; an empty read
+        // instead sleeps [`IDLE_SLEEP`] and returns `Ok(None)`.
+        let mut cap = inactive
+            .open()
+            .and_then(pcap::Capture::setnonblock)
+            .map_err(open_err)?;
         if let Some(filter) = &cfg.filter {
             cap.filter(filter, true).map_err(|e| LiveError::Filter {
                 iface: cfg.iface.clone(),
@@ -150,7 +160,7 @@ impl LivePcap {
         self.stop.clone()
     }
 
-    /// The next packet, or `Ok(None)` when the read timeout passed with none.
+    /// The next packet, or `Ok(None)` (after [`IDLE_SLEEP`]) when none is ready.
     ///
     /// # Errors
     /// [`LiveError::Read`] when libpcap fails (interface gone), [`LiveError::Oversize`]
@@ -204,6 +214,7 @@ fn read<'c>(
         }
         Err(pcap::Error::TimeoutExpired) => {
             stats.timeouts = stats.timeouts.saturating_add(1);
+            std::thread::sleep(IDLE_SLEEP);
             Ok(None)
         }
         Err(e) => Err(LiveError::Read {
