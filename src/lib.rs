@@ -13,6 +13,7 @@ pub mod flow;
 pub mod host;
 pub mod inspect;
 pub mod output;
+pub mod pipeline;
 pub mod time;
 
 pub use config::Config;

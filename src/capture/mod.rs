@@ -50,6 +50,12 @@
 //! [`MAX_CAPLEN`] applies, and the record is delivered whole.
 
 pub mod error;
+#[cfg(any(feature = "pcap", feature = "pnet"))]
+pub mod live;
+#[cfg(feature = "pcap")]
+pub mod live_pcap;
+#[cfg(feature = "pnet")]
+pub mod live_pnet;
 pub mod mmap;
 mod pcap;
 mod pcapng;

@@ -1,0 +1,128 @@
+//! The multi-core pipeline gives the same records whatever the number of workers.
+//!
+//! Replays the demo capture (with its host events) and every corpus capture through
+//! pipelines of 1, 2 and 4 workers and compares the sets of flow/tls/alert JSON lines
+//! (sorted; the `stats` event dropped). The corpus part skips with a message when
+//! `../shared/corpus` is absent.
+
+mod common;
+
+use entrospect::capture::CaptureFile;
+use entrospect::host::HostEvent;
+use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig};
+use entrospect::{Config, Event};
+use std::path::Path;
+use std::sync::Arc;
+
+fn lines(events: &[Event]) -> Vec<String> {
+    let mut v: Vec<String> = events
+        .iter()
+        .filter(|e| !matches!(e, Event::Stats(_)))
+        .map(|e| serde_json::to_string(e).expect("event serializes"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Replay `path` (and host events merged by time) through `workers` workers.
+fn run(path: &Path, host: &[HostEvent], workers: usize) -> (Vec<String>, u64) {
+    let pcfg = PipelineConfig {
+        workers,
+        // Small batches and queues exercise the batch boundaries and back-pressure.
+        batch_packets: 7,
+        queue_batches: 2,
+        backpressure: Backpressure::Block,
+        ..PipelineConfig::default()
+    };
+    let mut p = Pipeline::new(Config::default(), pcfg, Vec::<Event>::new()).expect("pipeline");
+    let file = Arc::new(CaptureFile::open(path).expect("capture opens"));
+    let mut host = host.iter().peekable();
+    for item in file.packets() {
+        let Ok(pkt) = item else { break };
+        while let Some(ev) = host.next_if(|h| h.timestamp <= pkt.ts) {
+            p.process_host_event(ev.clone());
+        }
+        p.push_shared(&file, &pkt);
+    }
+    for ev in host {
+        p.process_host_event(ev.clone());
+    }
+    let (events, stats) = p.finish().expect("no worker panicked");
+    assert!(
+        stats.dispatch.drops.is_empty(),
+        "{:?}",
+        stats.dispatch.drops
+    );
+    assert_eq!(stats.dispatch.copied, 0, "file packets travel as offsets");
+    assert_eq!(stats.capture().packets, stats.dispatch.packets);
+    (lines(&events), stats.dispatch.packets)
+}
+
+fn same_for_1_2_4_workers(path: &Path, host: &[HostEvent]) -> usize {
+    let (one, packets) = run(path, host, 1);
+    for n in [2, 4] {
+        let (many, _) = run(path, host, n);
+        assert_eq!(
+            one,
+            many,
+            "{}: {n} workers differ from 1 ({packets} packets)",
+            path.display()
+        );
+    }
+    one.len()
+}
+
+#[test]
+fn demo_capture_gives_the_same_records_with_1_2_and_4_workers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let host: Vec<HostEvent> = std::fs::read_to_string(dir.join("demo.hostevents.jsonl"))
+        .expect("demo host events")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("host event parses"))
+        .collect();
+    let records = same_for_1_2_4_workers(&dir.join("demo.pcapng"), &host);
+    assert!(records >= 5, "the demo has flows: {records}");
+}
+
+#[test]
+fn one_worker_pipeline_matches_the_single_engine_on_the_demo() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/demo.pcapng");
+    let (engine, _) = common::replay(&path, Config::default());
+    let (pipe, _) = run(&path, &[], 1);
+    assert_eq!(lines(&engine), pipe);
+}
+
+#[test]
+fn corpus_captures_give_the_same_records_with_1_2_and_4_workers() {
+    let Some(dir) = common::corpus_dir("pcap") else {
+        return;
+    };
+    let mut total = 0;
+    let mut files = 0;
+    let mut engine_mismatch = Vec::new();
+    for path in common::corpus_captures(&dir) {
+        if CaptureFile::open(&path).is_err() {
+            continue;
+        }
+        total += same_for_1_2_4_workers(&path, &[]);
+        files += 1;
+        let (engine, _) = common::replay(&path, Config::default());
+        let (e, p) = (lines(&engine), run(&path, &[], 1).0);
+        if e != p {
+            let only_e: Vec<&String> = e.iter().filter(|l| !p.contains(l)).collect();
+            let only_p: Vec<&String> = p.iter().filter(|l| !e.contains(l)).collect();
+            eprintln!(
+                "{}:\n engine only {only_e:#?}\n pipeline only {only_p:#?}",
+                path.display()
+            );
+            engine_mismatch.push(path.display().to_string());
+        }
+    }
+    eprintln!("pipeline determinism: {files} captures, {total} records equal for 1/2/4 workers");
+    assert!(files > 50, "{files} corpus captures opened");
+    assert!(
+        engine_mismatch.is_empty(),
+        "1-worker pipeline differs from the single engine on {engine_mismatch:?}"
+    );
+}
