@@ -962,6 +962,7 @@ mod tests {
             batch_packets: 4,
             ..PipelineConfig::default()
         };
+        let (pcfg_workers, pcfg_queue) = (pcfg.workers, pcfg.queue_batches);
         let mut p = Pipeline::new(Config::default(), pcfg, Vec::<Event>::new()).unwrap();
         let mut arp = udp([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, b"");
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
@@ -990,9 +991,12 @@ mod tests {
             .count();
         assert_eq!(flows, 70);
         assert!(!events.iter().any(|e| matches!(e, Event::Stats(_))));
-        // Batches were recycled: far fewer allocated than sent.
+        // Batch memory is bounded by what can be in flight (each worker's queue, the one it
+        // works on and the one being filled), whatever the scheduling; how many are reused
+        // depends on thread timing, so it is not asserted here.
+        let in_flight = pcfg_workers * (pcfg_queue + 2);
         assert!(
-            stats.dispatch.batches_allocated < stats.dispatch.batches,
+            stats.dispatch.batches_allocated <= stats.dispatch.batches.min(in_flight as u64),
             "{stats:?}"
         );
     }
