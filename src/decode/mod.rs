@@ -235,26 +235,11 @@ fn decode_ip(ip: &[u8], base: usize, depth: usize) -> Result<Decoded<'_>, Decode
                     h.more_fragments(),
                 )
             }
-            LaxIpSlice::Ipv6(v6) => {
-                let mut found = None;
-                for ext in v6.extensions().clone().into_iter() {
-                    if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
-                        // Read offset and M ourselves: etherparse 0.18's accessors use the
-                        // IPv4 bit layout. RFC 8200 §4.5: offset (13 bits) | res (2) | M (1).
-                        let b = f.slice();
-                        let (Some(&hi), Some(&lo)) = (b.get(2), b.get(3)) else {
-                            continue;
-                        };
-                        let word = u16::from_be_bytes([hi, lo]);
-                        found = Some((f.identification(), word & !7, word & 1 == 1));
-                    }
-                }
-                found.ok_or(DecodeError::new(
-                    DecodeErrorKind::BadFragment,
-                    Layer::Ip,
-                    base,
-                ))?
-            }
+            LaxIpSlice::Ipv6(_) => ipv6_fragment_header(ip).ok_or(DecodeError::new(
+                DecodeErrorKind::BadFragment,
+                Layer::Ip,
+                base,
+            ))?,
         };
         return Ok(Decoded::Fragment(FragmentView {
             src,
@@ -268,6 +253,41 @@ fn decode_ip(ip: &[u8], base: usize, depth: usize) -> Result<Decoded<'_>, Decode
         }));
     }
     decode_transport_at(src, dst, proto, data, pay_off, depth)
+}
+
+/// Find the IPv6 fragment header by walking the extension-header chain of `ip` (RFC 8200
+/// §4) with bounds-checked reads: (identification, byte offset, more fragments).
+///
+/// We do not use etherparse's extension iterator here: on a lax (partial) parse it builds
+/// header slices without checking their length (found by fuzzing, etherparse 0.18.2), and
+/// its fragment accessors use the IPv4 bit layout.
+fn ipv6_fragment_header(ip: &[u8]) -> Option<(u32, u16, bool)> {
+    let mut next = *ip.get(6)?;
+    let mut off = 40usize;
+    for _ in 0..16 {
+        match next {
+            44 => {
+                let word = u16::from_be_bytes([*ip.get(off + 2)?, *ip.get(off + 3)?]);
+                let id = u32::from_be_bytes(ip.get(off + 4..off + 8)?.try_into().ok()?);
+                return Some((id, word & !7, word & 1 == 1));
+            }
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6: length in
+            // 8-octet units, not counting the first 8.
+            0 | 43 | 60 | 135 | 139 | 140 => {
+                let len = (usize::from(*ip.get(off + 1)?) + 1) * 8;
+                next = *ip.get(off)?;
+                off = off.checked_add(len)?;
+            }
+            // Authentication header (RFC 4302): length in 4-octet units, minus 2.
+            51 => {
+                let len = (usize::from(*ip.get(off + 1)?) + 2) * 4;
+                next = *ip.get(off)?;
+                off = off.checked_add(len)?;
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Decode the transport layer of a (reassembled) IP payload.
