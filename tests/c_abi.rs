@@ -17,8 +17,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where the C programs are built; created here, since tests run in any order.
 fn out_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi")
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
+    std::fs::create_dir_all(&dir).expect("create the C build directory");
+    dir
 }
 
 /// Whether `cc` can compile a file including `header`.
