@@ -45,13 +45,22 @@ fn cc_has(header: &str) -> bool {
 }
 
 /// Build the library with cargo (current sources) and return the static library's path.
+///
+/// The build uses a target directory of its own: `cargo build --lib` unifies dependency
+/// features without the dev-dependencies, so in the shared target directory it would leave
+/// a second build of some dependencies (e.g. `serde_core`) beside the test build's, and the
+/// doctests that run afterwards could not tell them apart.
 fn static_lib() -> &'static Option<PathBuf> {
     static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
     LIB.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi_target");
         let out = Command::new(cargo)
             .current_dir(root())
-            .args(["build", "--lib", "--message-format=json-render-diagnostics"])
+            .arg("build")
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(["--lib", "--message-format=json-render-diagnostics"])
             .output()
             .expect("run cargo build --lib");
         assert!(
