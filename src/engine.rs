@@ -498,6 +498,13 @@ impl Engine {
         &self.stages.host
     }
 
+    /// What the correlation stage counted so far: joins, alerts and allowlist
+    /// suppressions per analytic, and the reason of the most recent suppression (a
+    /// suppressed finding raises no alert event; this is where its reason is kept).
+    pub fn correlation_stats(&self) -> crate::detect::correlate::CorrelationStats {
+        self.stages.correlator.stats()
+    }
+
     /// Expire flows and fragments idle at `now` (call periodically on live traffic when
     /// packets are sparse; replay calls it implicitly through packet time).
     pub fn flush(&mut self, now: Timestamp) {

@@ -5,10 +5,11 @@
 //! Shared by `examples/gen_demo.rs` (which writes the files) and `tests/demo_capture.rs`
 //! (which regenerates them and checks the committed copies).
 
-mod payloads;
-mod rng;
-mod tls;
-mod wire;
+// Public so that tests can build their own flows with the same packet and TLS code.
+pub mod payloads;
+pub mod rng;
+pub mod tls;
+pub mod wire;
 
 use entrospect::Timestamp;
 use entrospect::capture::LinkType;
