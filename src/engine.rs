@@ -146,6 +146,8 @@ impl Stages {
             content: f.content[0].or(f.content[1]),
             dirs: [dir_ev(0), dir_ev(1)],
             start_seen: flow.proto != decode::ip_proto::TCP || flow.initiator_by == "syn",
+            duration_ns: ts.saturating_sub(flow.start),
+            ended,
         };
         // During the opening exchange, wait while the recognisers still want bytes: a
         // protocol that proves itself over several messages (OpenVPN's echoed session id,

@@ -457,6 +457,9 @@ fn corpus_flows_match_the_oracle_and_an0404_verdicts_are_printed() {
                 content: content.map(|c: ContentKind| c),
                 dirs,
                 start_seen: f.transport != Transport::Tcp || f.dirs[0].syn,
+                // Judged as a whole flow: the total volume decides, not a rate.
+                duration_ns: 0,
+                ended: true,
             };
             let finding = an0404::evaluate(&cfg, &ev);
             let hex = |d: &Dir| {

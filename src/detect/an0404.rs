@@ -28,7 +28,12 @@
 //!   expects an encrypted protocol (random bytes on 443 without a TLS handshake are still
 //!   reported, but are the most common benign oddity), unchanged for ports without profile;
 //! - volume against [`An0404Config::traffic_volume_threshold`]: **down** at or above it
-//!   (bulk, VPN-like tunnels), **up** below it (low-volume, beacon-like C2);
+//!   (bulk, VPN-like tunnels), **up** below it (low-volume, beacon-like C2). The verdict
+//!   is usually taken early (when the first 4 KiB sample is full), before a tunnel has
+//!   shown its volume, so an open flow that already moved a full sample
+//!   ([`BULK_RATE_MIN_BYTES`]) at [`An0404Config::bulk_rate_threshold`] bytes/s or faster
+//!   is **not** ranked beacon-like (no step either way: it may become a tunnel, or be a
+//!   C2 stager download that goes quiet afterwards — both deserve the base severity);
 //! - a recognised cleartext protocol framing the random bytes (only reported with
 //!   [`An0404Config::report_cleartext_carriers`]): **down**.
 //!
@@ -55,6 +60,10 @@ use std::net::IpAddr;
 pub const ANALYTIC: &str = "AN0404";
 /// The technique it detects.
 pub const TECHNIQUE: &str = "T1573.001";
+/// Bytes (both directions) an open flow must have moved before its rate can call it bulk:
+/// the entropy core's default sample window. A smaller exchange says little about a
+/// rate (a beacon's first request and reply can cross a LAN in a millisecond).
+pub const BULK_RATE_MIN_BYTES: u64 = 4096;
 /// A sample this printable is not random whatever the confidence says (uniform random
 /// bytes are 95/256 ≈ 37% printable).
 const MAX_RANDOM_PRINTABLE: f64 = 0.6;
@@ -211,6 +220,11 @@ pub struct An0404Config {
     /// VPN-like traffic (severity one step down); below it, as low-volume beacon-like
     /// traffic (one step up). Default: 1 000 000.
     pub traffic_volume_threshold: u64,
+    /// Bytes per second (both directions, from the flow's first packet to the verdict) at
+    /// or above which an open flow that moved at least [`BULK_RATE_MIN_BYTES`] is too fast
+    /// to rank as a low-volume beacon before its volume is known (no severity step).
+    /// Default: 125 000 (1 Mbit/s).
+    pub bulk_rate_threshold: u64,
     /// Destination networks whose flows are suppressed (kept with the reason).
     /// Default: empty.
     pub allowed_destinations: Vec<IpNet>,
@@ -236,6 +250,7 @@ impl Default for An0404Config {
         An0404Config {
             port_profiles: default_port_profiles(),
             traffic_volume_threshold: 1_000_000,
+            bulk_rate_threshold: 125_000,
             allowed_destinations: Vec::new(),
             allowed_ports: Vec::new(),
             random_confidence: 0.9,
@@ -290,6 +305,10 @@ pub struct FlowEvidence<'a> {
     /// Whether the flow's start was seen (TCP: the SYN), so the sampled bytes are the
     /// first of each direction. Always true for UDP and other transports.
     pub start_seen: bool,
+    /// Nanoseconds from the flow's first packet to this evaluation.
+    pub duration_ns: u64,
+    /// Whether the flow has ended (its volume is final).
+    pub ended: bool,
 }
 
 /// An AN0404 finding.
@@ -392,10 +411,23 @@ pub fn evaluate(cfg: &An0404Config, ev: &FlowEvidence<'_>) -> Option<An0404Findi
     let total_bytes = ev.dirs.iter().fold(0u64, |a, d| a.saturating_add(d.bytes));
     let total_pkts = ev.dirs.iter().fold(0u64, |a, d| a.saturating_add(d.pkts));
     let threshold = cfg.traffic_volume_threshold;
+    // Bytes per second so far (a zero duration is one instant: no rate to judge).
+    let rate = (ev.duration_ns > 0).then(|| {
+        let r = u128::from(total_bytes) * 1_000_000_000 / u128::from(ev.duration_ns);
+        u64::try_from(r).unwrap_or(u64::MAX)
+    });
     if total_bytes >= threshold {
         level = level.saturating_sub(1);
         reasons.push(format!(
             "{total_bytes} B in the flow >= traffic_volume_threshold {threshold} B: bulk, vpn-like volume"
+        ));
+    } else if let Some(rate) = rate.filter(|&r| {
+        !ev.ended && total_bytes >= BULK_RATE_MIN_BYTES && r >= cfg.bulk_rate_threshold
+    }) {
+        reasons.push(format!(
+            "{total_bytes} B in {} ms so far ({rate} B/s >= bulk_rate_threshold {} B/s): too fast for a beacon, volume not yet known",
+            ev.duration_ns / 1_000_000,
+            cfg.bulk_rate_threshold
         ));
     } else {
         level = level.saturating_add(1);
@@ -501,6 +533,8 @@ mod tests {
             content: None,
             dirs,
             start_seen: true,
+            duration_ns: 60_000_000_000,
+            ended: true,
         }
     }
 
@@ -625,6 +659,45 @@ mod tests {
         assert_eq!(
             f.suppressed.as_deref(),
             Some("server port 4444 is in allowed_ports")
+        );
+    }
+
+    #[test]
+    fn open_flow_moving_a_sample_fast_is_not_ranked_beacon_like() {
+        let cfg = An0404Config::default();
+        let mut tunnel = beacon(4444);
+        tunnel.ended = false;
+        tunnel.duration_ns = 5_000_000; // 13 KB in 5 ms
+        let fast = evaluate(&cfg, &tunnel).expect("fires");
+        assert!(
+            fast.reasons
+                .iter()
+                .any(|r| r.contains("too fast for a beacon")),
+            "{:?}",
+            fast.reasons
+        );
+        let slow = evaluate(&cfg, &beacon(4444)).expect("fires");
+        assert!(fast.severity < slow.severity, "{fast:?} vs {slow:?}");
+        // The same rate over fewer bytes than a full sample says nothing about volume.
+        let mut small = beacon(4444);
+        small.ended = false;
+        small.duration_ns = 1_000_000;
+        small.dirs[0].bytes = 1_000;
+        small.dirs[1].bytes = 1_000;
+        let first = evaluate(&cfg, &small).expect("fires");
+        assert!(
+            first.reasons.iter().any(|r| r.contains("beacon-like")),
+            "{:?}",
+            first.reasons
+        );
+        // At the flow's end the total decides, not the rate.
+        let mut ended = tunnel;
+        ended.ended = true;
+        let done = evaluate(&cfg, &ended).expect("fires");
+        assert!(
+            done.reasons.iter().any(|r| r.contains("beacon-like")),
+            "{:?}",
+            done.reasons
         );
     }
 
