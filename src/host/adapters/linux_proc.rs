@@ -12,19 +12,21 @@
 //!   linked at start), else with the poll time;
 //! - `process_exit` for a pid that disappeared (or was reused), stamped with the poll time;
 //! - `network_connect` for each TCP socket (not listening, not closed) and each connected
-//!   UDP socket of `/proc/net/{tcp,tcp6,udp,udp6}` newly seen, joined to its process
-//!   through the `socket:[inode]` links of `/proc/PID/fd`; stamped with the poll time.
-//!   A TCP socket whose local port is listening is reported `inbound`.
+//!   UDP socket newly seen, joined to its process through the `socket:[inode]` links of
+//!   `/proc/PID/fd`; stamped with the poll time. A TCP socket whose local port is
+//!   listening is reported `inbound`. The socket table comes from `NETLINK_SOCK_DIAG`
+//!   ([`super::sock_diag`], Linux) when available, else from
+//!   `/proc/net/{tcp,tcp6,udp,udp6}` ([`SocketSource`]); [`LinuxProcStats`] says which.
 //!
 //! # Limits
 //!
 //! - Polling misses what lives and dies between two polls: short processes and, above
 //!   all, short connections (a DNS query, a one-shot HTTP beacon). Unconnected UDP
-//!   sockets (`sendto`) have no remote address in `/proc/net/udp` and are not reported.
-//!   The `sock_diag` netlink interface (`NETLINK_SOCK_DIAG`, what `ss` uses) is the
-//!   faster and more complete socket source; auditd or eBPF catch every `connect()`.
-//!   Neither is implemented here.
-//! - `/proc/net/*` shows the poller's network namespace only; processes of other users
+//!   sockets (`sendto`) have no remote address in the socket table and are not reported.
+//!   `sock_diag` makes a snapshot cheaper, so polls can be closer together, but only
+//!   auditd or eBPF catch every `connect()`.
+//! - The socket table (netlink or `/proc/net/*`) shows the poller's network namespace
+//!   only; processes of other users
 //!   are only partly readable without root (their unreadable parts are counted in
 //!   [`LinuxProcStats::unreadable`] and skipped).
 //! - Kernel threads (no executable and an empty command line) are ignored.
@@ -57,7 +59,9 @@ pub struct LinuxProcConfig {
     pub proc_root: PathBuf,
     /// Most processes tracked (default 65 536).
     pub max_processes: usize,
-    /// Most connections remembered between polls (default 65 536).
+    /// Most connections remembered between polls (default 65 536). A `sock_diag`
+    /// snapshot keeps at most four times as many sockets (listeners and sockets no
+    /// process holds count too); the rest are counted in `connections_over_cap`.
     pub max_connections: usize,
     /// Most crypto modules remembered per process (default 64).
     pub max_modules_per_process: usize,
@@ -71,6 +75,35 @@ pub struct LinuxProcConfig {
     pub max_cmdline_bytes: u64,
     /// Re-read `maps` of known processes every poll to catch `dlopen` (default true).
     pub rescan_maps: bool,
+    /// Where the socket table comes from (default [`SocketSource::Auto`]).
+    pub socket_source: SocketSource,
+}
+
+/// Where the poller reads the socket table from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketSource {
+    /// `NETLINK_SOCK_DIAG` when `proc_root` is the live `/proc` and netlink works, else
+    /// `/proc/net` (a `proc_root` elsewhere is a recorded or test tree, which the
+    /// kernel's netlink answer would not match).
+    #[default]
+    Auto,
+    /// `NETLINK_SOCK_DIAG` ([`super::sock_diag`], Linux only); `/proc/net` for a poll
+    /// where it fails or on other systems.
+    SockDiag,
+    /// The text tables `/proc/net/{tcp,tcp6,udp,udp6}` under `proc_root`.
+    ProcNet,
+}
+
+impl SocketSource {
+    /// The stable name (`auto`, `sock_diag`, `proc_net`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SocketSource::Auto => "auto",
+            SocketSource::SockDiag => "sock_diag",
+            SocketSource::ProcNet => "proc_net",
+        }
+    }
 }
 
 impl Default for LinuxProcConfig {
@@ -85,6 +118,7 @@ impl Default for LinuxProcConfig {
             max_net_bytes: 32 << 20,
             max_cmdline_bytes: 64 << 10,
             rescan_maps: true,
+            socket_source: SocketSource::Auto,
         }
     }
 }
@@ -104,6 +138,18 @@ pub struct LinuxProcStats {
     pub processes_over_cap: u64,
     /// Connections not remembered because of `max_connections`.
     pub connections_over_cap: u64,
+    /// The socket source of the last poll ([`SocketSource::SockDiag`] or
+    /// [`SocketSource::ProcNet`]; `None` before the first poll).
+    pub socket_source: Option<SocketSource>,
+    /// Socket snapshots taken through `NETLINK_SOCK_DIAG`.
+    pub sock_diag_snapshots: u64,
+    /// Socket snapshots taken from `/proc/net`.
+    pub proc_net_snapshots: u64,
+    /// `NETLINK_SOCK_DIAG` failures (open or dump) that made a poll fall back to
+    /// `/proc/net`.
+    pub sock_diag_errors: u64,
+    /// The last of those failures.
+    pub sock_diag_last_error: Option<String>,
 }
 
 /// The fields of `/proc/PID/stat` the poller uses.
@@ -329,6 +375,28 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
+/// Read the socket tables `net/{tcp,tcp6,udp,udp6}` under `proc_root`, each through a
+/// `max_bytes` cap. Returns the entries and the number of lines that did not parse; a
+/// missing table (`tcp6`/`udp6` without IPv6) is skipped.
+pub fn read_proc_net(proc_root: &Path, max_bytes: u64) -> (Vec<SocketEntry>, u64) {
+    let mut out = Vec::new();
+    let mut malformed = 0u64;
+    for (file, proto) in [
+        ("net/tcp", HostProto::Tcp),
+        ("net/tcp6", HostProto::Tcp),
+        ("net/udp", HostProto::Udp),
+        ("net/udp6", HostProto::Udp),
+    ] {
+        let Ok(raw) = read_capped(&proc_root.join(file), max_bytes) else {
+            continue;
+        };
+        let (entries, bad) = parse_net(&String::from_utf8_lossy(&raw), proto);
+        malformed = malformed.saturating_add(bad);
+        out.extend(entries);
+    }
+    (out, malformed)
+}
+
 /// Read at most `cap` bytes of a file.
 fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
@@ -367,6 +435,10 @@ pub struct LinuxProcPoller {
     procs: HashMap<u32, KnownProc>,
     conns: HashSet<ConnKey>,
     stats: LinuxProcStats,
+    /// The netlink socket, opened at the first poll that wants it; `None` also after a
+    /// failure (reopened at the next poll).
+    #[cfg(target_os = "linux")]
+    sock_diag: Option<super::sock_diag::SockDiag>,
 }
 
 impl LinuxProcPoller {
@@ -415,6 +487,8 @@ impl LinuxProcPoller {
             procs: HashMap::new(),
             conns: HashSet::new(),
             stats: LinuxProcStats::default(),
+            #[cfg(target_os = "linux")]
+            sock_diag: None,
         }
     }
 
@@ -659,37 +733,79 @@ impl LinuxProcPoller {
         }
     }
 
-    /// Read the socket tables, join them to pids through their fd links, and report the
+    /// One snapshot of the socket table from the configured source.
+    fn socket_table(&mut self) -> Vec<SocketEntry> {
+        let netlink = match self.config.socket_source {
+            SocketSource::SockDiag => true,
+            SocketSource::ProcNet => false,
+            SocketSource::Auto => self.config.proc_root == Path::new("/proc"),
+        };
+        if netlink && let Some(entries) = self.sock_diag_table() {
+            self.stats.socket_source = Some(SocketSource::SockDiag);
+            self.stats.sock_diag_snapshots = self.stats.sock_diag_snapshots.saturating_add(1);
+            return entries;
+        }
+        let (entries, bad) = read_proc_net(&self.config.proc_root, self.config.max_net_bytes);
+        self.stats.malformed = self.stats.malformed.saturating_add(bad);
+        self.stats.socket_source = Some(SocketSource::ProcNet);
+        self.stats.proc_net_snapshots = self.stats.proc_net_snapshots.saturating_add(1);
+        entries
+    }
+
+    /// The socket table through `NETLINK_SOCK_DIAG`; `None` (counted) when it fails.
+    #[cfg(target_os = "linux")]
+    fn sock_diag_table(&mut self) -> Option<Vec<SocketEntry>> {
+        use super::sock_diag::SockDiag;
+        let result = match self.sock_diag.take() {
+            Some(d) => Ok(d),
+            None => SockDiag::open(),
+        }
+        .and_then(|mut d| {
+            let dump = d.dump(self.config.max_connections.saturating_mul(4))?;
+            Ok((d, dump))
+        });
+        match result {
+            Ok((d, dump)) => {
+                self.sock_diag = Some(d);
+                self.stats.malformed = self.stats.malformed.saturating_add(dump.malformed);
+                self.stats.connections_over_cap = self
+                    .stats
+                    .connections_over_cap
+                    .saturating_add(dump.over_cap);
+                Some(dump.entries)
+            }
+            Err(e) => {
+                self.stats.sock_diag_errors = self.stats.sock_diag_errors.saturating_add(1);
+                self.stats.sock_diag_last_error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `NETLINK_SOCK_DIAG` is Linux's; elsewhere the poller reads `/proc/net`.
+    #[cfg(not(target_os = "linux"))]
+    fn sock_diag_table(&mut self) -> Option<Vec<SocketEntry>> {
+        None
+    }
+
+    /// Read the socket table, join it to pids through their fd links, and report the
     /// sockets not seen in the previous poll.
     fn scan_sockets(&mut self, pids: &[u32], now: Timestamp) -> Vec<HostEvent> {
         let root = self.config.proc_root.clone();
         let mut candidates: HashMap<u64, SocketEntry> = HashMap::new();
         let mut listening: HashSet<(IpAddr, u16)> = HashSet::new();
-        for (file, proto) in [
-            ("net/tcp", HostProto::Tcp),
-            ("net/tcp6", HostProto::Tcp),
-            ("net/udp", HostProto::Udp),
-            ("net/udp6", HostProto::Udp),
-        ] {
-            let Ok(raw) = read_capped(&root.join(file), self.config.max_net_bytes) else {
-                // tcp6/udp6 are absent when IPv6 is disabled.
+        for e in self.socket_table() {
+            if e.proto == HostProto::Tcp && e.state == TCP_LISTEN {
+                listening.insert((e.local.ip(), e.local.port()));
                 continue;
+            }
+            let connected = e.remote.port() != 0 && !e.remote.ip().is_unspecified();
+            let keep = match e.proto {
+                HostProto::Tcp => connected && e.state != TCP_CLOSE,
+                HostProto::Udp => connected,
             };
-            let (entries, bad) = parse_net(&String::from_utf8_lossy(&raw), proto);
-            self.stats.malformed = self.stats.malformed.saturating_add(bad);
-            for e in entries {
-                if proto == HostProto::Tcp && e.state == TCP_LISTEN {
-                    listening.insert((e.local.ip(), e.local.port()));
-                    continue;
-                }
-                let connected = e.remote.port() != 0 && !e.remote.ip().is_unspecified();
-                let keep = match proto {
-                    HostProto::Tcp => connected && e.state != TCP_CLOSE,
-                    HostProto::Udp => connected,
-                };
-                if keep {
-                    candidates.insert(e.inode, e);
-                }
+            if keep {
+                candidates.insert(e.inode, e);
             }
         }
         let mut current: HashSet<ConnKey> = HashSet::new();
