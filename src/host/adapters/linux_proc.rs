@@ -73,7 +73,8 @@ pub struct LinuxProcConfig {
     pub max_net_bytes: u64,
     /// Byte cap for a command line (default 64 KiB).
     pub max_cmdline_bytes: u64,
-    /// Re-read `maps` of known processes every poll to catch `dlopen` (default true).
+    /// Re-read `maps` and the `exe` link of known processes every poll to catch
+    /// `dlopen` and `execve` (default true).
     pub rescan_maps: bool,
     /// Where the socket table comes from (default [`SocketSource::Auto`]).
     pub socket_source: SocketSource,
@@ -596,6 +597,12 @@ impl LinuxProcPoller {
                 }
                 self.procs.insert(pid, known);
             }
+            if !is_new
+                && self.config.rescan_maps
+                && let Some(ev) = self.check_exec(pid, &dir, stat.ppid, now)
+            {
+                starts.push(ev);
+            }
             let kernel = self.procs.get(&pid).is_none_or(|k| k.kernel);
             if !kernel && (is_new || self.config.rescan_maps) {
                 self.scan_maps(pid, &dir, is_new, now, &mut modules);
@@ -662,6 +669,41 @@ impl LinuxProcPoller {
             kernel,
             crypto: HashSet::new(),
         }
+    }
+
+    /// A known process whose executable changed kept its pid and start time: it called
+    /// `execve` (a shell's `exec`, a launcher script such as a pyenv shim). Report it as
+    /// a `process_start` with the same guid, so the index takes the new image and
+    /// command line, and forget its crypto modules, since the old address space is gone.
+    fn check_exec(&mut self, pid: u32, dir: &Path, ppid: u32, now: Timestamp) -> Option<HostEvent> {
+        let exe = std::fs::read_link(dir.join("exe")).ok()?;
+        let exe = exe.to_string_lossy().into_owned();
+        let known = self.procs.get_mut(&pid)?;
+        if known.kernel || known.image == exe {
+            return None;
+        }
+        known.image.clone_from(&exe);
+        known.crypto.clear();
+        let guid = known.guid.clone();
+        let cmdline = self.read_cmdline(dir);
+        let parent_guid = self
+            .procs
+            .get(&ppid)
+            .filter(|_| ppid != pid)
+            .map(|p| p.guid.clone());
+        Some(self.event(
+            now,
+            HostEventKind::ProcessStart {
+                pid,
+                ppid: Some(ppid),
+                image: exe,
+                cmdline,
+                user: self.user_of(dir),
+                process_guid: Some(guid),
+                parent_image: None,
+                parent_guid,
+            },
+        ))
     }
 
     fn read_cmdline(&mut self, dir: &Path) -> Option<String> {
@@ -1018,6 +1060,78 @@ mod tests {
         assert_eq!(parse_socket_link("pipe:[12345]"), None);
         assert_eq!(parse_socket_link("/dev/null"), None);
         assert_eq!(parse_socket_link("socket:[]"), None);
+    }
+
+    /// A minimal proc tree: `stat` with `btime`, one process (pid 4242) with `exe`,
+    /// `cmdline`, empty `maps` and `fd/`, and empty socket tables.
+    fn fake_proc(root: &Path, exe: &str, cmdline: &[u8]) {
+        std::fs::write(root.join("stat"), "cpu 1 2 3\nbtime 1795000000\n").unwrap();
+        for t in ["tcp", "tcp6", "udp", "udp6"] {
+            std::fs::create_dir_all(root.join("net")).unwrap();
+            std::fs::write(root.join("net").join(t), "  sl  local_address\n").unwrap();
+        }
+        let dir = root.join("4242");
+        std::fs::create_dir_all(dir.join("fd")).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            "4242 (sh) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 1000 10 0",
+        )
+        .unwrap();
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+        std::fs::write(dir.join("maps"), "").unwrap();
+        let _ = std::fs::remove_file(dir.join("exe"));
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn exec_in_a_known_process_is_reported_as_a_start_with_the_same_guid() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_proc(tmp.path(), "/usr/bin/bash", b"/bin/sh\0launcher\0");
+        let config = LinuxProcConfig {
+            proc_root: tmp.path().to_path_buf(),
+            ..LinuxProcConfig::default()
+        };
+        let mut poller = LinuxProcPoller::with_config("h", config, CryptoLibTable::default());
+        let t0 = Timestamp::from_nanos(1_795_000_100_000_000_000);
+        let first = poller.poll(t0);
+        let start = |evs: &[HostEvent]| {
+            evs.iter().find_map(|e| match &e.kind {
+                HostEventKind::ProcessStart {
+                    pid: 4242,
+                    image,
+                    process_guid,
+                    cmdline,
+                    ..
+                } => Some((image.clone(), process_guid.clone(), cmdline.clone())),
+                _ => None,
+            })
+        };
+        let (image, guid, _) = start(&first).expect("start of pid 4242");
+        assert_eq!(image, "/usr/bin/bash");
+        assert_eq!(poller.stats().socket_source, Some(SocketSource::ProcNet));
+        // Nothing changed: no new start.
+        assert!(start(&poller.poll(t0)).is_none());
+
+        fake_proc(tmp.path(), "/usr/bin/python3.12", b"python3\0beacon.py\0");
+        let second = poller.poll(t0);
+        let (image2, guid2, cmd2) = start(&second).expect("exec reported as a start");
+        assert_eq!(image2, "/usr/bin/python3.12");
+        assert_eq!(guid2, guid);
+        assert_eq!(cmd2.as_deref(), Some("python3 beacon.py"));
+        assert!(
+            !second
+                .iter()
+                .any(|e| matches!(e.kind, HostEventKind::ProcessExit { .. }))
+        );
+
+        // The index keeps one record and takes the new image.
+        let mut idx = crate::host::index::HostIndex::new(Default::default());
+        for e in first.into_iter().chain(second) {
+            idx.ingest(e);
+        }
+        let rec = idx.process_at("h", 4242, t0).expect("record");
+        assert_eq!(rec.image.as_deref(), Some("/usr/bin/python3.12"));
     }
 
     #[test]
