@@ -579,3 +579,81 @@ fn curl_fetching_https_from_a_trusted_local_server_raises_nothing() {
         .collect();
     assert!(loud.is_empty(), "alerts for curl: {loud:#?}");
 }
+
+/// Time per full socket-table snapshot, `NETLINK_SOCK_DIAG` against the text tables of
+/// `/proc/net`, with `ENTROSPECT_SNAPSHOT_CONNS` (default 1000) loopback connections open
+/// in this process (both ends, so twice as many sockets), plus whatever else runs on the
+/// host. Also one full poll (fd walk of every process included) with each source.
+/// Prints the numbers; speed is never asserted.
+///
+/// `cargo test --test scenario_loopback -- --ignored --nocapture measure_socket_snapshot`
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "measurement, not a check"]
+fn measure_socket_snapshot_sock_diag_vs_proc_net() {
+    use entrospect::host::adapters::linux_proc::{LinuxProcConfig, SocketSource, read_proc_net};
+    use entrospect::host::adapters::sock_diag::SockDiag;
+    use entrospect::host::crypto_libs::CryptoLibTable;
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::time::Instant;
+
+    let Ok(mut diag) = SockDiag::open() else {
+        eprintln!("skipping: NETLINK_SOCK_DIAG unavailable");
+        return;
+    };
+    let want: usize = std::env::var("ENTROSPECT_SNAPSHOT_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut held = Vec::with_capacity(want.saturating_mul(2));
+    for _ in 0..want {
+        let Ok(c) = TcpStream::connect(addr) else {
+            break;
+        };
+        let Ok((s, _)) = listener.accept() else {
+            break;
+        };
+        held.push(c);
+        held.push(s);
+    }
+    let conns = held.len() / 2;
+    let rounds = 50u32;
+    let time = |f: &mut dyn FnMut() -> usize| -> (f64, usize) {
+        let mut n = f(); // warm-up
+        let t = Instant::now();
+        for _ in 0..rounds {
+            n = f();
+        }
+        (t.elapsed().as_secs_f64() * 1e3 / f64::from(rounds), n)
+    };
+    let (ms_diag, n_diag) = time(&mut || diag.dump(1 << 22).expect("dump").entries.len());
+    let proc_root = Path::new("/proc");
+    let (ms_proc, n_proc) = time(&mut || read_proc_net(proc_root, 256 << 20).0.len());
+    eprintln!(
+        "{conns} loopback connections open: sock_diag {ms_diag:.3} ms/snapshot ({n_diag} sockets, \
+         TIME_WAIT/SYN_RECV/CLOSE and unconnected UDP filtered by the kernel); \
+         /proc/net {ms_proc:.3} ms/snapshot ({n_proc} lines, all states)"
+    );
+    for source in [SocketSource::SockDiag, SocketSource::ProcNet] {
+        let config = LinuxProcConfig {
+            socket_source: source,
+            ..LinuxProcConfig::default()
+        };
+        let mut poller = LinuxProcPoller::with_config("measure", config, CryptoLibTable::default());
+        let first = poller.poll(wall_now()).len();
+        let polls = 5u32;
+        let t = Instant::now();
+        for _ in 0..polls {
+            poller.poll(wall_now());
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(polls);
+        eprintln!(
+            "full poll with {}: {ms:.1} ms (first poll {first} events; source used {:?})",
+            source.as_str(),
+            poller.stats().socket_source
+        );
+    }
+    drop(held);
+}
