@@ -26,9 +26,11 @@
 //!   `sock_diag` makes a snapshot cheaper, so polls can be closer together, but only
 //!   auditd or eBPF catch every `connect()`.
 //! - The socket table (netlink or `/proc/net/*`) shows the poller's network namespace
-//!   only; processes of other users
-//!   are only partly readable without root (their unreadable parts are counted in
-//!   [`LinuxProcStats::unreadable`] and skipped).
+//!   only; processes of other users are only partly readable without root (their
+//!   unreadable parts are counted in [`LinuxProcStats::unreadable`] and skipped).
+//! - An `execve` is seen as a changed `/proc/PID/exe` of a known pid with the same start
+//!   time (with `rescan_maps`), reported as a `process_start` with the same guid; two
+//!   `execve`s between polls show as one.
 //! - Kernel threads (no executable and an empty command line) are ignored.
 //! - A socket shared by several processes (inherited across `fork`) is reported once,
 //!   for the lowest pid holding it (usually the parent that opened it).
