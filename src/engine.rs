@@ -16,7 +16,7 @@ use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest
 use crate::host::HostEvent;
 use crate::host::crypto_libs::CryptoLibTable;
 use crate::host::index::HostIndex;
-use crate::inspect::entropy::{self, Randomness};
+use crate::inspect::entropy::Randomness;
 use crate::inspect::protocol::{AppProto, Transport};
 use crate::inspect::tls;
 use crate::inspect::{FlowInspection, InspectorSet};
@@ -240,7 +240,7 @@ fn signature_of(analytic: &str) -> &'static str {
 /// test rejects at the 99.9 % level scores below 1, falling towards 0 as the evidence of
 /// structure grows (AN0404's default threshold 0.9 is p = 0.0009).
 fn random_confidence(r: &Randomness) -> f64 {
-    (r.p_value / (1.0 - entropy::DEFAULT_CONFIDENCE)).clamp(0.0, 1.0)
+    an0404::random_confidence(r)
 }
 
 fn header(flow: &FlowMeta, ts: Timestamp, app_proto: Option<&'static str>) -> EventHeader {
@@ -419,6 +419,12 @@ impl Engine {
     /// [`Baseline::save`](crate::detect::baseline::Baseline::save)).
     pub fn baseline(&self) -> Option<&crate::detect::baseline::Baseline> {
         self.stages.correlator.baseline()
+    }
+
+    /// The correlation stage's counters: joins by quality, alerts and allowlist
+    /// suppressions per analytic, and the reason of the latest suppression.
+    pub fn correlation_stats(&self) -> crate::detect::correlate::CorrelationStats {
+        self.stages.correlator.stats()
     }
 
     /// The configuration in use.

@@ -260,6 +260,18 @@ impl Default for An0404Config {
     }
 }
 
+/// The entropy core's confidence that a sample is uniform random, as
+/// [`An0404Config::random_confidence`] reads it: `p / (1 - DEFAULT_CONFIDENCE)` from the
+/// sample's p-value, capped at 1. A sample that random data of its length produces with
+/// probability of at least 0.1 % scores 1; one the entropy test rejects at the 99.9 %
+/// level scores below 1, falling towards 0 as the evidence of structure grows (the
+/// default threshold 0.9 is p = 0.0009). The host-aware analytics use this same measure,
+/// so they and AN0404 agree on "random". NaN (no valid p-value) stays NaN, which no
+/// threshold passes.
+pub fn random_confidence(r: &crate::inspect::entropy::Randomness) -> f64 {
+    (r.p_value / (1.0 - crate::inspect::entropy::DEFAULT_CONFIDENCE)).clamp(0.0, 1.0)
+}
+
 /// What the entropy core measured on the first bytes of one direction, plus counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DirEvidence {

@@ -27,7 +27,8 @@
 //!
 //! Egress (client → server for an outbound join, the other way for an accepted one) is
 //! random when its sample has at least AN0404's `min_sample_len` bytes, passes the
-//! length-aware test (`Randomness::looks_random` at AN0404's `random_confidence`) and
+//! length-aware test exactly as AN0404 does (`an0404::random_confidence` at AN0404's
+//! `random_confidence`) and
 //! its normalised entropy (`Randomness::score`) reaches the analytic's threshold. It
 //! counts only when no known encrypted protocol explains it (TLS to a normal peer is
 //! what browsers do), unless the TLS inspector's AN1496 finding flags the session.
@@ -306,10 +307,9 @@ pub(crate) fn egress_random(ctx: &Ctx<'_>, threshold: f64) -> Option<String> {
         _ => 0,
     };
     let r = ctx.input.randomness.get(dir)?.as_ref()?;
-    if r.sample_len < ctx.min_sample_len
-        || r.score < threshold
-        || !r.looks_random(ctx.random_confidence)
-    {
+    // The same measure and threshold as AN0404's, so both agree on "random".
+    let random = crate::detect::an0404::random_confidence(r) >= ctx.random_confidence;
+    if r.sample_len < ctx.min_sample_len || r.score < threshold || !random {
         return None;
     }
     Some(format!(
@@ -1032,6 +1032,102 @@ mod tests {
             a.reasons
         );
         assert!(get(&alerts, "AN0400").is_none());
+    }
+
+    /// Keystream bytes whose p-value lies in [0.001, 0.1): random data lands there one
+    /// time in ten. AN0404 (threshold 0.9 of `p / 0.001`) calls it random.
+    fn random_with_modest_p_value() -> Randomness {
+        (0u64..400)
+            .map(|seed| {
+                let mut out = Vec::with_capacity(2048);
+                let mut i = 0u64;
+                while out.len() < 2048 {
+                    out.extend_from_slice(&Sha256::digest(
+                        [seed.to_le_bytes(), i.to_le_bytes()].concat(),
+                    ));
+                    i += 1;
+                }
+                Randomness::of(&out)
+            })
+            .find(|r| (0.001..0.1).contains(&r.p_value))
+            .expect("one seed in ten lands there")
+    }
+
+    #[test]
+    fn egress_an0404_calls_random_counts_as_random_for_an0401_too() {
+        let r = random_with_modest_p_value();
+        assert!(crate::detect::an0404::random_confidence(&r) >= 0.9);
+        let idx = linux_python("/usr/bin/python3");
+        let mut c = correlator(&DetectConfig::default());
+        let mut f = flow(("10.0.0.5", 50514), ("203.0.113.9", 4444), 0, true);
+        f.randomness = [Some(r), Some(r)];
+        let alerts = c.evaluate(&idx, &f);
+        let a = get(&alerts, "AN0401").expect("AN0401 fires");
+        assert!(
+            a.reasons.iter().any(|r| r.starts_with("random egress")),
+            "{:?}",
+            a.reasons
+        );
+    }
+
+    #[test]
+    fn loopback_flow_with_both_ends_local_joins_the_client_process() {
+        // Both ends on one host: the client's outbound socket and the listener's
+        // accepted socket carry the same addresses.
+        let idx = index(vec![
+            start(
+                "lab",
+                "linux",
+                -900,
+                700,
+                "/usr/bin/python3.11",
+                Some("g-server"),
+            ),
+            start(
+                "lab",
+                "linux",
+                -600,
+                4242,
+                "/usr/bin/python3.11",
+                Some("g-client"),
+            ),
+            load(
+                "lab",
+                "linux",
+                -600,
+                4242,
+                "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+                Some("g-client"),
+            ),
+            connect(
+                "lab",
+                "linux",
+                40,
+                4242,
+                ("127.0.0.1", 42924),
+                ("127.0.0.1", 35095),
+                Some("g-client"),
+            ),
+            ev(serde_json::json!({
+                "timestamp": ts(40).to_string(), "host": "lab", "platform": "linux",
+                "event": "network_connect", "pid": 700, "proto": "tcp",
+                "src_ip": "127.0.0.1", "src_port": 42924,
+                "dest_ip": "127.0.0.1", "dest_port": 35095,
+                "direction": "inbound", "process_guid": "g-server"
+            })),
+        ]);
+        let mut c = correlator(&DetectConfig::default());
+        let alerts = c.evaluate(
+            &idx,
+            &flow(("127.0.0.1", 42924), ("127.0.0.1", 35095), 0, true),
+        );
+        let a = get(&alerts, "AN0401").expect("AN0401 fires");
+        assert_eq!(a.process.as_ref().map(|p| p.pid), Some(4242));
+        assert!(
+            !a.reasons.iter().any(|r| r.contains("accepted the flow")),
+            "{:?}",
+            a.reasons
+        );
     }
 
     #[test]

@@ -12,21 +12,25 @@
 //!   linked at start), else with the poll time;
 //! - `process_exit` for a pid that disappeared (or was reused), stamped with the poll time;
 //! - `network_connect` for each TCP socket (not listening, not closed) and each connected
-//!   UDP socket of `/proc/net/{tcp,tcp6,udp,udp6}` newly seen, joined to its process
-//!   through the `socket:[inode]` links of `/proc/PID/fd`; stamped with the poll time.
-//!   A TCP socket whose local port is listening is reported `inbound`.
+//!   UDP socket newly seen, joined to its process through the `socket:[inode]` links of
+//!   `/proc/PID/fd`; stamped with the poll time. A TCP socket whose local port is
+//!   listening is reported `inbound`. The socket table comes from `NETLINK_SOCK_DIAG`
+//!   ([`super::sock_diag`], Linux) when available, else from
+//!   `/proc/net/{tcp,tcp6,udp,udp6}` ([`SocketSource`]); [`LinuxProcStats`] says which.
 //!
 //! # Limits
 //!
 //! - Polling misses what lives and dies between two polls: short processes and, above
 //!   all, short connections (a DNS query, a one-shot HTTP beacon). Unconnected UDP
-//!   sockets (`sendto`) have no remote address in `/proc/net/udp` and are not reported.
-//!   The `sock_diag` netlink interface (`NETLINK_SOCK_DIAG`, what `ss` uses) is the
-//!   faster and more complete socket source; auditd or eBPF catch every `connect()`.
-//!   Neither is implemented here.
-//! - `/proc/net/*` shows the poller's network namespace only; processes of other users
-//!   are only partly readable without root (their unreadable parts are counted in
-//!   [`LinuxProcStats::unreadable`] and skipped).
+//!   sockets (`sendto`) have no remote address in the socket table and are not reported.
+//!   `sock_diag` makes a snapshot cheaper, so polls can be closer together, but only
+//!   auditd or eBPF catch every `connect()`.
+//! - The socket table (netlink or `/proc/net/*`) shows the poller's network namespace
+//!   only; processes of other users are only partly readable without root (their
+//!   unreadable parts are counted in [`LinuxProcStats::unreadable`] and skipped).
+//! - An `execve` is seen as a changed `/proc/PID/exe` of a known pid with the same start
+//!   time (with `rescan_maps`), reported as a `process_start` with the same guid; two
+//!   `execve`s between polls show as one.
 //! - Kernel threads (no executable and an empty command line) are ignored.
 //! - A socket shared by several processes (inherited across `fork`) is reported once,
 //!   for the lowest pid holding it (usually the parent that opened it).
@@ -57,7 +61,9 @@ pub struct LinuxProcConfig {
     pub proc_root: PathBuf,
     /// Most processes tracked (default 65 536).
     pub max_processes: usize,
-    /// Most connections remembered between polls (default 65 536).
+    /// Most connections remembered between polls (default 65 536). A `sock_diag`
+    /// snapshot keeps at most four times as many sockets (listeners and sockets no
+    /// process holds count too); the rest are counted in `connections_over_cap`.
     pub max_connections: usize,
     /// Most crypto modules remembered per process (default 64).
     pub max_modules_per_process: usize,
@@ -69,8 +75,38 @@ pub struct LinuxProcConfig {
     pub max_net_bytes: u64,
     /// Byte cap for a command line (default 64 KiB).
     pub max_cmdline_bytes: u64,
-    /// Re-read `maps` of known processes every poll to catch `dlopen` (default true).
+    /// Re-read `maps` and the `exe` link of known processes every poll to catch
+    /// `dlopen` and `execve` (default true).
     pub rescan_maps: bool,
+    /// Where the socket table comes from (default [`SocketSource::Auto`]).
+    pub socket_source: SocketSource,
+}
+
+/// Where the poller reads the socket table from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketSource {
+    /// `NETLINK_SOCK_DIAG` when `proc_root` is the live `/proc` and netlink works, else
+    /// `/proc/net` (a `proc_root` elsewhere is a recorded or test tree, which the
+    /// kernel's netlink answer would not match).
+    #[default]
+    Auto,
+    /// `NETLINK_SOCK_DIAG` ([`super::sock_diag`], Linux only); `/proc/net` for a poll
+    /// where it fails or on other systems.
+    SockDiag,
+    /// The text tables `/proc/net/{tcp,tcp6,udp,udp6}` under `proc_root`.
+    ProcNet,
+}
+
+impl SocketSource {
+    /// The stable name (`auto`, `sock_diag`, `proc_net`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SocketSource::Auto => "auto",
+            SocketSource::SockDiag => "sock_diag",
+            SocketSource::ProcNet => "proc_net",
+        }
+    }
 }
 
 impl Default for LinuxProcConfig {
@@ -85,6 +121,7 @@ impl Default for LinuxProcConfig {
             max_net_bytes: 32 << 20,
             max_cmdline_bytes: 64 << 10,
             rescan_maps: true,
+            socket_source: SocketSource::Auto,
         }
     }
 }
@@ -104,6 +141,18 @@ pub struct LinuxProcStats {
     pub processes_over_cap: u64,
     /// Connections not remembered because of `max_connections`.
     pub connections_over_cap: u64,
+    /// The socket source of the last poll ([`SocketSource::SockDiag`] or
+    /// [`SocketSource::ProcNet`]; `None` before the first poll).
+    pub socket_source: Option<SocketSource>,
+    /// Socket snapshots taken through `NETLINK_SOCK_DIAG`.
+    pub sock_diag_snapshots: u64,
+    /// Socket snapshots taken from `/proc/net`.
+    pub proc_net_snapshots: u64,
+    /// `NETLINK_SOCK_DIAG` failures (open or dump) that made a poll fall back to
+    /// `/proc/net`.
+    pub sock_diag_errors: u64,
+    /// The last of those failures.
+    pub sock_diag_last_error: Option<String>,
 }
 
 /// The fields of `/proc/PID/stat` the poller uses.
@@ -329,6 +378,28 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
+/// Read the socket tables `net/{tcp,tcp6,udp,udp6}` under `proc_root`, each through a
+/// `max_bytes` cap. Returns the entries and the number of lines that did not parse; a
+/// missing table (`tcp6`/`udp6` without IPv6) is skipped.
+pub fn read_proc_net(proc_root: &Path, max_bytes: u64) -> (Vec<SocketEntry>, u64) {
+    let mut out = Vec::new();
+    let mut malformed = 0u64;
+    for (file, proto) in [
+        ("net/tcp", HostProto::Tcp),
+        ("net/tcp6", HostProto::Tcp),
+        ("net/udp", HostProto::Udp),
+        ("net/udp6", HostProto::Udp),
+    ] {
+        let Ok(raw) = read_capped(&proc_root.join(file), max_bytes) else {
+            continue;
+        };
+        let (entries, bad) = parse_net(&String::from_utf8_lossy(&raw), proto);
+        malformed = malformed.saturating_add(bad);
+        out.extend(entries);
+    }
+    (out, malformed)
+}
+
 /// Read at most `cap` bytes of a file.
 fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
@@ -367,6 +438,10 @@ pub struct LinuxProcPoller {
     procs: HashMap<u32, KnownProc>,
     conns: HashSet<ConnKey>,
     stats: LinuxProcStats,
+    /// The netlink socket, opened at the first poll that wants it; `None` also after a
+    /// failure (reopened at the next poll).
+    #[cfg(target_os = "linux")]
+    sock_diag: Option<super::sock_diag::SockDiag>,
 }
 
 impl LinuxProcPoller {
@@ -415,6 +490,8 @@ impl LinuxProcPoller {
             procs: HashMap::new(),
             conns: HashSet::new(),
             stats: LinuxProcStats::default(),
+            #[cfg(target_os = "linux")]
+            sock_diag: None,
         }
     }
 
@@ -522,6 +599,12 @@ impl LinuxProcPoller {
                 }
                 self.procs.insert(pid, known);
             }
+            if !is_new
+                && self.config.rescan_maps
+                && let Some(ev) = self.check_exec(pid, &dir, stat.ppid, now)
+            {
+                starts.push(ev);
+            }
             let kernel = self.procs.get(&pid).is_none_or(|k| k.kernel);
             if !kernel && (is_new || self.config.rescan_maps) {
                 self.scan_maps(pid, &dir, is_new, now, &mut modules);
@@ -588,6 +671,41 @@ impl LinuxProcPoller {
             kernel,
             crypto: HashSet::new(),
         }
+    }
+
+    /// A known process whose executable changed kept its pid and start time: it called
+    /// `execve` (a shell's `exec`, a launcher script such as a pyenv shim). Report it as
+    /// a `process_start` with the same guid, so the index takes the new image and
+    /// command line, and forget its crypto modules, since the old address space is gone.
+    fn check_exec(&mut self, pid: u32, dir: &Path, ppid: u32, now: Timestamp) -> Option<HostEvent> {
+        let exe = std::fs::read_link(dir.join("exe")).ok()?;
+        let exe = exe.to_string_lossy().into_owned();
+        let known = self.procs.get_mut(&pid)?;
+        if known.kernel || known.image == exe {
+            return None;
+        }
+        known.image.clone_from(&exe);
+        known.crypto.clear();
+        let guid = known.guid.clone();
+        let cmdline = self.read_cmdline(dir);
+        let parent_guid = self
+            .procs
+            .get(&ppid)
+            .filter(|_| ppid != pid)
+            .map(|p| p.guid.clone());
+        Some(self.event(
+            now,
+            HostEventKind::ProcessStart {
+                pid,
+                ppid: Some(ppid),
+                image: exe,
+                cmdline,
+                user: self.user_of(dir),
+                process_guid: Some(guid),
+                parent_image: None,
+                parent_guid,
+            },
+        ))
     }
 
     fn read_cmdline(&mut self, dir: &Path) -> Option<String> {
@@ -659,37 +777,79 @@ impl LinuxProcPoller {
         }
     }
 
-    /// Read the socket tables, join them to pids through their fd links, and report the
+    /// One snapshot of the socket table from the configured source.
+    fn socket_table(&mut self) -> Vec<SocketEntry> {
+        let netlink = match self.config.socket_source {
+            SocketSource::SockDiag => true,
+            SocketSource::ProcNet => false,
+            SocketSource::Auto => self.config.proc_root == Path::new("/proc"),
+        };
+        if netlink && let Some(entries) = self.sock_diag_table() {
+            self.stats.socket_source = Some(SocketSource::SockDiag);
+            self.stats.sock_diag_snapshots = self.stats.sock_diag_snapshots.saturating_add(1);
+            return entries;
+        }
+        let (entries, bad) = read_proc_net(&self.config.proc_root, self.config.max_net_bytes);
+        self.stats.malformed = self.stats.malformed.saturating_add(bad);
+        self.stats.socket_source = Some(SocketSource::ProcNet);
+        self.stats.proc_net_snapshots = self.stats.proc_net_snapshots.saturating_add(1);
+        entries
+    }
+
+    /// The socket table through `NETLINK_SOCK_DIAG`; `None` (counted) when it fails.
+    #[cfg(target_os = "linux")]
+    fn sock_diag_table(&mut self) -> Option<Vec<SocketEntry>> {
+        use super::sock_diag::SockDiag;
+        let result = match self.sock_diag.take() {
+            Some(d) => Ok(d),
+            None => SockDiag::open(),
+        }
+        .and_then(|mut d| {
+            let dump = d.dump(self.config.max_connections.saturating_mul(4))?;
+            Ok((d, dump))
+        });
+        match result {
+            Ok((d, dump)) => {
+                self.sock_diag = Some(d);
+                self.stats.malformed = self.stats.malformed.saturating_add(dump.malformed);
+                self.stats.connections_over_cap = self
+                    .stats
+                    .connections_over_cap
+                    .saturating_add(dump.over_cap);
+                Some(dump.entries)
+            }
+            Err(e) => {
+                self.stats.sock_diag_errors = self.stats.sock_diag_errors.saturating_add(1);
+                self.stats.sock_diag_last_error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `NETLINK_SOCK_DIAG` is Linux's; elsewhere the poller reads `/proc/net`.
+    #[cfg(not(target_os = "linux"))]
+    fn sock_diag_table(&mut self) -> Option<Vec<SocketEntry>> {
+        None
+    }
+
+    /// Read the socket table, join it to pids through their fd links, and report the
     /// sockets not seen in the previous poll.
     fn scan_sockets(&mut self, pids: &[u32], now: Timestamp) -> Vec<HostEvent> {
         let root = self.config.proc_root.clone();
         let mut candidates: HashMap<u64, SocketEntry> = HashMap::new();
         let mut listening: HashSet<(IpAddr, u16)> = HashSet::new();
-        for (file, proto) in [
-            ("net/tcp", HostProto::Tcp),
-            ("net/tcp6", HostProto::Tcp),
-            ("net/udp", HostProto::Udp),
-            ("net/udp6", HostProto::Udp),
-        ] {
-            let Ok(raw) = read_capped(&root.join(file), self.config.max_net_bytes) else {
-                // tcp6/udp6 are absent when IPv6 is disabled.
+        for e in self.socket_table() {
+            if e.proto == HostProto::Tcp && e.state == TCP_LISTEN {
+                listening.insert((e.local.ip(), e.local.port()));
                 continue;
+            }
+            let connected = e.remote.port() != 0 && !e.remote.ip().is_unspecified();
+            let keep = match e.proto {
+                HostProto::Tcp => connected && e.state != TCP_CLOSE,
+                HostProto::Udp => connected,
             };
-            let (entries, bad) = parse_net(&String::from_utf8_lossy(&raw), proto);
-            self.stats.malformed = self.stats.malformed.saturating_add(bad);
-            for e in entries {
-                if proto == HostProto::Tcp && e.state == TCP_LISTEN {
-                    listening.insert((e.local.ip(), e.local.port()));
-                    continue;
-                }
-                let connected = e.remote.port() != 0 && !e.remote.ip().is_unspecified();
-                let keep = match proto {
-                    HostProto::Tcp => connected && e.state != TCP_CLOSE,
-                    HostProto::Udp => connected,
-                };
-                if keep {
-                    candidates.insert(e.inode, e);
-                }
+            if keep {
+                candidates.insert(e.inode, e);
             }
         }
         let mut current: HashSet<ConnKey> = HashSet::new();
@@ -902,6 +1062,78 @@ mod tests {
         assert_eq!(parse_socket_link("pipe:[12345]"), None);
         assert_eq!(parse_socket_link("/dev/null"), None);
         assert_eq!(parse_socket_link("socket:[]"), None);
+    }
+
+    /// A minimal proc tree: `stat` with `btime`, one process (pid 4242) with `exe`,
+    /// `cmdline`, empty `maps` and `fd/`, and empty socket tables.
+    fn fake_proc(root: &Path, exe: &str, cmdline: &[u8]) {
+        std::fs::write(root.join("stat"), "cpu 1 2 3\nbtime 1795000000\n").unwrap();
+        for t in ["tcp", "tcp6", "udp", "udp6"] {
+            std::fs::create_dir_all(root.join("net")).unwrap();
+            std::fs::write(root.join("net").join(t), "  sl  local_address\n").unwrap();
+        }
+        let dir = root.join("4242");
+        std::fs::create_dir_all(dir.join("fd")).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            "4242 (sh) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 1000 10 0",
+        )
+        .unwrap();
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+        std::fs::write(dir.join("maps"), "").unwrap();
+        let _ = std::fs::remove_file(dir.join("exe"));
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn exec_in_a_known_process_is_reported_as_a_start_with_the_same_guid() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_proc(tmp.path(), "/usr/bin/bash", b"/bin/sh\0launcher\0");
+        let config = LinuxProcConfig {
+            proc_root: tmp.path().to_path_buf(),
+            ..LinuxProcConfig::default()
+        };
+        let mut poller = LinuxProcPoller::with_config("h", config, CryptoLibTable::default());
+        let t0 = Timestamp::from_nanos(1_795_000_100_000_000_000);
+        let first = poller.poll(t0);
+        let start = |evs: &[HostEvent]| {
+            evs.iter().find_map(|e| match &e.kind {
+                HostEventKind::ProcessStart {
+                    pid: 4242,
+                    image,
+                    process_guid,
+                    cmdline,
+                    ..
+                } => Some((image.clone(), process_guid.clone(), cmdline.clone())),
+                _ => None,
+            })
+        };
+        let (image, guid, _) = start(&first).expect("start of pid 4242");
+        assert_eq!(image, "/usr/bin/bash");
+        assert_eq!(poller.stats().socket_source, Some(SocketSource::ProcNet));
+        // Nothing changed: no new start.
+        assert!(start(&poller.poll(t0)).is_none());
+
+        fake_proc(tmp.path(), "/usr/bin/python3.12", b"python3\0beacon.py\0");
+        let second = poller.poll(t0);
+        let (image2, guid2, cmd2) = start(&second).expect("exec reported as a start");
+        assert_eq!(image2, "/usr/bin/python3.12");
+        assert_eq!(guid2, guid);
+        assert_eq!(cmd2.as_deref(), Some("python3 beacon.py"));
+        assert!(
+            !second
+                .iter()
+                .any(|e| matches!(e.kind, HostEventKind::ProcessExit { .. }))
+        );
+
+        // The index keeps one record and takes the new image.
+        let mut idx = crate::host::index::HostIndex::new(Default::default());
+        for e in first.into_iter().chain(second) {
+            idx.ingest(e);
+        }
+        let rec = idx.process_at("h", 4242, t0).expect("record");
+        assert_eq!(rec.image.as_deref(), Some("/usr/bin/python3.12"));
     }
 
     #[test]

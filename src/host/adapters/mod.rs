@@ -40,6 +40,8 @@ pub mod jsonl;
 pub mod linux_proc;
 pub mod lsof;
 pub mod macos_es;
+#[cfg(target_os = "linux")]
+pub mod sock_diag;
 pub mod sysmon;
 
 /// Longest line any line-based adapter accepts (4 MiB); longer lines are skipped with
