@@ -253,7 +253,14 @@ impl InspectorSet {
             };
             match status {
                 TlsStatus::NeedMore => {}
-                TlsStatus::NotTls => st.tls_track = TlsTrack::NotTls,
+                TlsStatus::NotTls => {
+                    st.tls_track = TlsTrack::NotTls;
+                    // Nothing was summarised: free the inspector's buffers now rather than
+                    // at the flow's end (most flows are not TLS).
+                    if st.tls.summary().is_none() {
+                        st.tls = TlsInspector::new();
+                    }
+                }
                 TlsStatus::HandshakeDone => {
                     st.tls_track = TlsTrack::Done;
                     progress.tls_done = true;
