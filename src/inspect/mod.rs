@@ -18,6 +18,7 @@ use crate::time::Timestamp;
 use entropy::{EntropyAccumulator, EntropyError, Kernel, Randomness};
 use protocol::{AppProto, ContentKind, ProtocolState, Recognition, Transport};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use tls::{TlsConfig, TlsInspector, TlsStatus, TlsSummary};
 
 /// Inspection settings.
@@ -51,13 +52,39 @@ enum TlsTrack {
     Done,
 }
 
+/// One direction's randomness measurement, on the heap from its first payload byte on (a
+/// direction that never carries payload, like most of a SYN scan, costs one pointer).
+#[derive(Debug)]
+struct DirEntropy {
+    acc: EntropyAccumulator,
+    /// The last [`Randomness`] computed from `acc`; valid while its `sample_len` equals
+    /// `acc.len()` (the analytics, the TLS report and the flow record all ask for it, and
+    /// the accumulator only changes when payload arrives).
+    memo: Cell<Option<Randomness>>,
+}
+
+impl DirEntropy {
+    fn randomness(&self) -> Randomness {
+        if let Some(r) = self.memo.get()
+            && usize::try_from(r.sample_len).is_ok_and(|n| n == self.acc.len())
+        {
+            return r;
+        }
+        let r = self.acc.randomness();
+        self.memo.set(Some(r));
+        r
+    }
+}
+
 /// What the inspectors keep per flow.
 ///
-/// About 1.3 KiB: two 528-byte entropy accumulators, the protocol recogniser's 128 bytes,
-/// and a TLS inspector that is one pointer until the flow sends its first byte.
+/// About 160 bytes inline: the protocol recogniser's 128 bytes, a TLS inspector that is
+/// one pointer until the flow sends its first byte, and one pointer per direction to its
+/// entropy accumulator (about 640 bytes on the heap, allocated with the direction's first
+/// payload byte).
 #[derive(Debug)]
 pub struct FlowInspection {
-    entropy: [EntropyAccumulator; 2],
+    entropy: [Option<Box<DirEntropy>>; 2],
     first_payload: [Option<Timestamp>; 2],
     content: [Option<ContentKind>; 2],
     protocol: ProtocolState,
@@ -162,10 +189,7 @@ impl InspectorSet {
     /// Per-flow state for a new flow.
     pub fn flow_start(&mut self, _flow: &FlowMeta) -> FlowInspection {
         FlowInspection {
-            entropy: [
-                EntropyAccumulator::new(self.cfg.window),
-                EntropyAccumulator::new(self.cfg.window),
-            ],
+            entropy: [None, None],
             first_payload: [None; 2],
             content: [None; 2],
             protocol: ProtocolState::new(),
@@ -192,7 +216,16 @@ impl InspectorSet {
             st.first_payload[d] = Some(ts);
             st.content[d] = protocol::explain_content(data);
         }
-        let acc = &mut st.entropy[d];
+        let Some(slot) = st.entropy.get_mut(d) else {
+            return (Interest::Done, progress);
+        };
+        let dir_entropy = slot.get_or_insert_with(|| {
+            Box::new(DirEntropy {
+                acc: EntropyAccumulator::new(self.cfg.window),
+                memo: Cell::new(None),
+            })
+        });
+        let acc = &mut dir_entropy.acc;
         let was_full = acc.is_full();
         acc.update_with(self.kernel, data);
         if !was_full && acc.is_full() && st.points & (4 << d) == 0 {
@@ -220,7 +253,14 @@ impl InspectorSet {
             };
             match status {
                 TlsStatus::NeedMore => {}
-                TlsStatus::NotTls => st.tls_track = TlsTrack::NotTls,
+                TlsStatus::NotTls => {
+                    st.tls_track = TlsTrack::NotTls;
+                    // Nothing was summarised: free the inspector's buffers now rather than
+                    // at the flow's end (most flows are not TLS).
+                    if st.tls.summary().is_none() {
+                        st.tls = TlsInspector::new();
+                    }
+                }
                 TlsStatus::HandshakeDone => {
                     st.tls_track = TlsTrack::Done;
                     progress.tls_done = true;
@@ -228,8 +268,8 @@ impl InspectorSet {
                 }
             }
         }
-        let busy =
-            !st.entropy[d].is_full() || !st.protocol.done() || st.tls_track == TlsTrack::Active;
+        let entropy_full = st.entropy[d].as_ref().is_some_and(|e| e.acc.is_full());
+        let busy = !entropy_full || !st.protocol.done() || st.tls_track == TlsTrack::Active;
         (if busy { Interest::More } else { Interest::Done }, progress)
     }
 
@@ -258,7 +298,11 @@ impl InspectorSet {
 
     /// The findings so far.
     pub fn findings<'a>(&self, st: &'a FlowInspection) -> FlowFindings<'a> {
-        let r = |a: &EntropyAccumulator| (!a.is_empty()).then(|| a.randomness());
+        let r = |e: &Option<Box<DirEntropy>>| {
+            e.as_ref()
+                .filter(|e| !e.acc.is_empty())
+                .map(|e| e.randomness())
+        };
         FlowFindings {
             randomness: [r(&st.entropy[0]), r(&st.entropy[1])],
             first_payload: st.first_payload,
