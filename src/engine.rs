@@ -421,12 +421,6 @@ impl Engine {
         self.stages.correlator.baseline()
     }
 
-    /// The correlation stage's counters: joins by quality, alerts and allowlist
-    /// suppressions per analytic, and the reason of the latest suppression.
-    pub fn correlation_stats(&self) -> crate::detect::correlate::CorrelationStats {
-        self.stages.correlator.stats()
-    }
-
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.cfg
