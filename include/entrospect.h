@@ -133,6 +133,27 @@ typedef uint32_t entrospect_severity;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a product may do with a flow (see `entrospect::detect::verdict`).
+enum entrospect_verdict_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `allow`: nothing fired by the end of the opening exchange; release the flow.
+  ENTROSPECT_VERDICT_KIND_ALLOW = 1,
+  // `alert`: an analytic fired; report it.
+  ENTROSPECT_VERDICT_KIND_ALERT = 2,
+  // `block_suggested`: an analytic fired with enough weight to suggest cutting the flow.
+  ENTROSPECT_VERDICT_KIND_BLOCK_SUGGESTED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum entrospect_verdict_kind entrospect_verdict_kind;
+#else
+typedef uint32_t entrospect_verdict_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // The platform a host event came from (the `platform` field of `entrospect_host_event`).
 enum entrospect_platform
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -278,6 +299,71 @@ typedef struct entrospect_event {
 // call functions on the engine that is delivering to it.
 typedef int (*entrospect_event_callback)(void *userdata, const struct entrospect_event *event);
 
+// One inline flow verdict, handed to the callback set by
+// `entrospect_engine_set_verdict_callback`.
+//
+// **Lifetime:** the struct and the strings it points at (`analytic`, `analytics`) are
+// borrowed for the duration of the callback call only; copy what you keep. Read a field
+// only when `struct_size` covers it (fields are only ever appended).
+//
+// A flow gets at most one `ALLOW` and at most one `ALERT` or `BLOCK_SUGGESTED`; an alert
+// may follow an allow when later evidence makes an analytic fire.
+typedef struct entrospect_verdict {
+  // `sizeof(entrospect_verdict)` of the library that filled it in.
+  size_t struct_size;
+  // The verdict.
+  entrospect_verdict_kind verdict;
+  // The flow's id, as in the `flow_id` of its events.
+  uint64_t flow_id;
+  // Client (initiator) address.
+  uint8_t src_addr[16];
+  // Family of `src_addr`.
+  entrospect_addr_family src_family;
+  // Server (responder) address.
+  uint8_t dst_addr[16];
+  // Family of `dst_addr`.
+  entrospect_addr_family dst_family;
+  // Client port.
+  uint16_t src_port;
+  // Server port.
+  uint16_t dst_port;
+  // IP protocol number (6 TCP, 17 UDP, ...).
+  uint8_t ip_proto;
+  // Whether an alert was joined to the process that opened the flow.
+  bool process_joined;
+  // The flow ended before (or when) the verdict was decided.
+  bool at_flow_end;
+  // Strongest analytic that fired (`"AN0404"`), NUL-terminated; NULL for `ALLOW`.
+  const char *analytic;
+  // Every analytic that fired, strongest first, comma-separated (`"AN0404,AN1496"`),
+  // NUL-terminated; NULL for `ALLOW`.
+  const char *analytics;
+  // Highest severity among them; `ENTROSPECT_SEVERITY_NONE` for `ALLOW`.
+  entrospect_severity severity;
+  // Highest score among them in [0, 1]; 0 for `ALLOW`.
+  float score;
+  // Packets of the flow so far, both directions, the deciding one included.
+  uint64_t packets;
+  // Payload-carrying packets so far: the verdict was decided on this one (0 when the
+  // flow carried no payload).
+  uint64_t payload_packets;
+  // Packet time of the decision, nanoseconds since the Unix epoch.
+  uint64_t decided_ns;
+  // Packet time of the flow's first payload byte; 0 when it carried none.
+  uint64_t first_payload_ns;
+  // `decided_ns - first_payload_ns` (0 without payload).
+  uint64_t latency_ns;
+} entrospect_verdict;
+
+// The verdict callback: `userdata` as given to `entrospect_engine_set_verdict_callback`,
+// then the verdict, borrowed for the duration of the call. It is called from inside the
+// feeding call that decided the verdict (usually `entrospect_engine_process_*`), on the
+// thread making that call: keep it short.
+//
+// The callback must not unwind and must not call functions on the engine that is
+// delivering to it (they return `ENTROSPECT_STATUS_REENTRANT`).
+typedef void (*entrospect_verdict_callback)(void *userdata, const struct entrospect_verdict *verdict);
+
 // One normalized host event, filled in by the caller for
 // `entrospect_engine_process_host_event`. Mirrors the JSON form documented for
 // `entrospect_engine_process_host_event_json`.
@@ -384,6 +470,21 @@ void entrospect_engine_free(struct entrospect_engine *engine);
 // type that may be called with `userdata` until the callback is replaced or the engine
 // freed.
 entrospect_status entrospect_engine_set_callback(struct entrospect_engine *engine, entrospect_event_callback cb, void *userdata);
+
+// Set (or, with `cb == NULL`, unset) the callback that receives each inline flow verdict
+// (`entrospect_verdict`), with `userdata` passed back as its first argument. See
+// `entrospect_verdict_callback` for when it is called; verdicts decided while no verdict
+// callback is set are not kept.
+//
+// Thread-safety: not concurrently with any other call on the same engine. The callback is
+// called on whichever thread makes the feeding call, so `cb` and `userdata` must be usable
+// from every thread that feeds this engine.
+//
+// # Safety
+// `engine` as for `entrospect_engine_free`; `cb` is NULL or a function of the callback
+// type that may be called with `userdata` until the verdict callback is replaced or the
+// engine freed.
+entrospect_status entrospect_engine_set_verdict_callback(struct entrospect_engine *engine, entrospect_verdict_callback cb, void *userdata);
 
 // Process one frame of `link_type` (a tcpdump `LINKTYPE_` number, e.g. 1 for Ethernet;
 // libpcap's `DLT_RAW` values 12 and 14 are also taken) seen at `ts_ns`, whose length on

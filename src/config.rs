@@ -21,6 +21,7 @@ use crate::detect::an0404::An0404Config;
 use crate::detect::an1496::An1496Config;
 use crate::detect::baseline::BaselineConfig;
 use crate::detect::correlate::CorrelationConfig;
+use crate::detect::verdict::{self, VerdictConfig};
 use crate::flow::FlowConfig;
 use crate::host::crypto_libs::CryptoLibConfig;
 use crate::host::index::HostIndexConfig;
@@ -66,6 +67,8 @@ pub struct Config {
     pub correlation: CorrelationConfig,
     /// Learning and using a per-host baseline of crypto use.
     pub baseline: BaselineConfig,
+    /// Inline flow verdicts: which alerts make an alert verdict, which suggest a block.
+    pub verdict: VerdictConfig,
 }
 
 /// A configuration that could not be read.
@@ -140,6 +143,17 @@ impl Config {
                 reason: format!("{} is outside 1..=65535", self.entropy.window),
             });
         }
+        if let Some(a) = self
+            .verdict
+            .block_analytics
+            .iter()
+            .find(|a| !verdict::ANALYTICS.contains(&a.as_str()))
+        {
+            return Err(ConfigError::Value {
+                key: "verdict.block_analytics",
+                reason: format!("{a:?} is not one of {:?}", verdict::ANALYTICS),
+            });
+        }
         Ok(())
     }
 }
@@ -159,6 +173,13 @@ mod tests {
     fn unknown_key_is_an_error_naming_it() {
         let e = Config::from_toml("[flow]\nmax_flow = 3\n").unwrap_err();
         assert!(e.to_string().contains("max_flow"), "{e}");
+    }
+
+    #[test]
+    fn unknown_analytic_in_block_analytics_is_rejected() {
+        let e = Config::from_toml("[verdict]\nblock_analytics = [\"AN9999\"]\n").unwrap_err();
+        assert!(e.to_string().contains("AN9999"), "{e}");
+        assert!(Config::from_toml("[verdict]\nblock_analytics = [\"AN0404\"]\n").is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::decode::{self, DecodeErrorKind, Decoded};
 use crate::detect::DetectConfig;
 use crate::detect::an0404::{self, An0404Config, DirEvidence, FlowEvidence as An0404Evidence};
 use crate::detect::correlate::{Correlator, FlowVerdictInput};
+use crate::detect::verdict::{self, FlowVerdict, Verdict, VerdictConfig};
 use crate::error::Error;
 use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest, TcpState};
 use crate::host::HostEvent;
@@ -43,7 +44,14 @@ struct FlowState {
     alerted: bool,
     /// A verdict point was passed while the recognisers still wanted the opening exchange.
     deferred: bool,
+    /// The flow's allow verdict was given.
+    allowed: bool,
+    /// The flow's alert (or block-suggested) verdict was given.
+    alert_verdict: bool,
 }
+
+/// The caller's verdict handler (see [`Engine::set_verdict_handler`]).
+type VerdictHandler = Box<dyn FnMut(&FlowVerdict) + Send>;
 
 /// Payload packets (both directions) that make a flow's opening exchange: the protocol
 /// recognisers get them before AN0404 calls random payload unknown.
@@ -59,6 +67,8 @@ struct Stages {
     dropped_events: u64,
     alerts: BTreeMap<&'static str, u64>,
     suppressed: BTreeMap<&'static str, u64>,
+    verdict_cfg: VerdictConfig,
+    verdict_handler: Option<VerdictHandler>,
 }
 
 impl Stages {
@@ -187,6 +197,51 @@ impl Stages {
             ended,
         };
         let alerts = self.correlator.evaluate(&self.host, &input);
+        if let Some(handler) = self.verdict_handler.as_mut() {
+            // The opening exchange is over when the recognisers stopped waiting; a TLS
+            // flow's allow also waits for its handshake, which AN1496 judges.
+            let allow_point = !recognisers_waiting && handshake_over;
+            let decided = if st.alert_verdict {
+                None
+            } else {
+                verdict::decide(&self.verdict_cfg, &alerts)
+            };
+            let first_payload = match f.first_payload {
+                [Some(a), Some(b)] => Some(a.min(b)),
+                [a, b] => a.or(b),
+            };
+            let mut v = FlowVerdict {
+                flow_id: flow.id,
+                proto: flow.proto,
+                client_ip: flow.client_ip,
+                client_port: flow.client_port,
+                server_ip: flow.server_ip,
+                server_port: flow.server_port,
+                verdict: Verdict::Allow,
+                analytics: Vec::new(),
+                severity: None,
+                score: 0.0,
+                process_joined: false,
+                packets: flow.pkts[0].saturating_add(flow.pkts[1]),
+                payload_packets: flow.payload_pkts[0].saturating_add(flow.payload_pkts[1]),
+                decided_at: ts,
+                first_payload,
+                latency_ns: first_payload.map_or(0, |f| ts.saturating_sub(f)),
+                at_flow_end: ended,
+            };
+            if let Some(d) = decided {
+                st.alert_verdict = true;
+                v.verdict = d.verdict;
+                v.analytics = d.analytics;
+                v.severity = Some(d.severity);
+                v.score = d.score;
+                v.process_joined = d.process_joined;
+                handler(&v);
+            } else if allow_point && !st.allowed && !st.alert_verdict {
+                st.allowed = true;
+                handler(&v);
+            }
+        }
         for a in alerts {
             st.alerted = true;
             *self.alerts.entry(a.analytic).or_default() += 1;
@@ -264,6 +319,8 @@ impl Inspector for Stages {
             insp: self.inspect.flow_start(flow),
             alerted: false,
             deferred: false,
+            allowed: false,
+            alert_verdict: false,
         }
     }
 
@@ -403,6 +460,8 @@ impl Engine {
                 dropped_events: 0,
                 alerts: BTreeMap::new(),
                 suppressed: BTreeMap::new(),
+                verdict_cfg: cfg.verdict.clone(),
+                verdict_handler: None,
             },
             cfg,
             packets: 0,
@@ -419,6 +478,38 @@ impl Engine {
     /// [`Baseline::save`](crate::detect::baseline::Baseline::save)).
     pub fn baseline(&self) -> Option<&crate::detect::baseline::Baseline> {
         self.stages.correlator.baseline()
+    }
+
+    /// Call `handler` with each inline flow verdict, on the thread that feeds the engine,
+    /// from inside [`process`](Engine::process) (or `flush`/`finish` for flows that end
+    /// there) at the packet that decided it: see [`crate::detect::verdict`] for when a flow
+    /// is allowed, alerted or suggested for blocking. Replaces any handler set before.
+    ///
+    /// The handler runs on the packet path: keep it short (hand the verdict to another
+    /// thread if acting on it takes time). Verdicts are not queued: without a handler,
+    /// none are made.
+    ///
+    /// ```
+    /// use entrospect::detect::verdict::Verdict;
+    /// use entrospect::{Config, Engine};
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let mut engine = Engine::new(Config::default())?;
+    /// engine.set_verdict_handler(move |v| {
+    ///     if v.verdict == Verdict::BlockSuggested {
+    ///         let _ = tx.send((v.client_ip, v.client_port, v.server_ip, v.server_port));
+    ///     }
+    /// });
+    /// # drop(engine);
+    /// # assert!(rx.try_recv().is_err());
+    /// # Ok::<(), entrospect::Error>(())
+    /// ```
+    pub fn set_verdict_handler(&mut self, handler: impl FnMut(&FlowVerdict) + Send + 'static) {
+        self.stages.verdict_handler = Some(Box::new(handler));
+    }
+
+    /// Stop making verdicts (drops the handler).
+    pub fn clear_verdict_handler(&mut self) {
+        self.stages.verdict_handler = None;
     }
 
     /// The configuration in use.

@@ -61,6 +61,12 @@
 //! One correlation stage holding the only host index, fed by the workers' flow findings,
 //! is the planned refinement (DESIGN.md).
 //!
+//! # Inline verdicts
+//!
+//! [`Pipeline::with_verdict_handler`] gives every worker's engine the same handler: the
+//! verdicts of [`crate::detect::verdict`] are delivered on the worker threads, at the packet
+//! that decided them, without going through the collector.
+//!
 //! # Output
 //!
 //! Workers send their events through one bounded channel to a collector thread that hands
@@ -78,6 +84,7 @@
 use crate::capture::{CaptureError, CaptureFile, LinkType, MAX_CAPLEN, Packet, SourceStats};
 use crate::config::Config;
 use crate::decode::{self, Decoded, TransportView, ip_proto};
+use crate::detect::verdict::FlowVerdict;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::flow::FlowKey;
@@ -90,6 +97,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// A verdict handler shared by the workers.
+type SharedVerdictHandler = Arc<dyn Fn(&FlowVerdict) + Send + Sync>;
 
 /// The most worker threads a pipeline may have.
 pub const MAX_WORKERS: usize = 256;
@@ -449,6 +459,35 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
     /// [`PipelineError::Setting`] for settings out of range, [`PipelineError::Engine`] when
     /// `cfg` is invalid, [`PipelineError::Spawn`] when a thread cannot start.
     pub fn new(cfg: Config, pcfg: PipelineConfig, sink: S) -> Result<Pipeline<S>, PipelineError> {
+        Pipeline::start(cfg, pcfg, sink, None)
+    }
+
+    /// As [`Pipeline::new`], and every worker's engine hands its inline flow verdicts to
+    /// `handler` (see [`Engine::set_verdict_handler`] and [`crate::detect::verdict`]).
+    ///
+    /// The handler is called **on the worker threads**, concurrently when there are several
+    /// workers, from the packet path: it must be `Send + Sync` and fast (hand the verdict to
+    /// a channel if acting on it takes time; a slow handler stalls its worker and, through
+    /// back-pressure, the dispatcher). Verdicts of one flow come from one worker, in order;
+    /// verdicts of different flows interleave in no fixed order.
+    ///
+    /// # Errors
+    /// As [`Pipeline::new`].
+    pub fn with_verdict_handler(
+        cfg: Config,
+        pcfg: PipelineConfig,
+        sink: S,
+        handler: impl Fn(&FlowVerdict) + Send + Sync + 'static,
+    ) -> Result<Pipeline<S>, PipelineError> {
+        Pipeline::start(cfg, pcfg, sink, Some(Arc::new(handler)))
+    }
+
+    fn start(
+        cfg: Config,
+        pcfg: PipelineConfig,
+        sink: S,
+        handler: Option<SharedVerdictHandler>,
+    ) -> Result<Pipeline<S>, PipelineError> {
         check("workers", pcfg.workers, 1, MAX_WORKERS)?;
         check("batch_packets", pcfg.batch_packets, 1, 1 << 16)?;
         check(
@@ -465,10 +504,13 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         wcfg.flow.sweep_interval_ms = u64::MAX;
         let mut engines = Vec::with_capacity(pcfg.workers);
         for worker in 0..pcfg.workers {
-            engines.push(
-                Engine::new(wcfg.clone())
-                    .map_err(|source| PipelineError::Engine { worker, source })?,
-            );
+            let mut engine = Engine::new(wcfg.clone())
+                .map_err(|source| PipelineError::Engine { worker, source })?;
+            if let Some(h) = &handler {
+                let h = Arc::clone(h);
+                engine.set_verdict_handler(move |v| h(v));
+            }
+            engines.push(engine);
         }
         let pool = pcfg
             .workers

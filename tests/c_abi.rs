@@ -191,6 +191,88 @@ fn rust_events_checked(pcap: &Path, hostevents: Option<&Path>) -> Option<Vec<Str
     Some(normalized(out))
 }
 
+/// The `VERDICT ...` lines replay.c prints, as the Rust engine's verdict handler sees the
+/// demo (host events merged as replay.c merges them), in order.
+fn rust_verdict_lines(pcap: &Path, hostevents: &Path) -> Vec<String> {
+    use entrospect::detect::verdict::Verdict;
+    use std::sync::{Arc, Mutex};
+    let host: Vec<HostEvent> = std::fs::read_to_string(hostevents)
+        .expect("read host events")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("demo host event parses"))
+        .collect();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let mut engine = Engine::new(Config::default()).expect("default engine");
+    let sink = Arc::clone(&lines);
+    engine.set_verdict_handler(move |v| {
+        let severity = match v.severity {
+            None => 0,
+            Some(s) => s as u32 + 1,
+        };
+        let analytics = if v.verdict == Verdict::Allow {
+            "-".to_owned()
+        } else {
+            v.analytics.join(",")
+        };
+        sink.lock().expect("not poisoned").push(format!(
+            "VERDICT flow_id={} verdict={} analytics={analytics} severity={severity} \
+             payload_packets={} packets={} latency_ns={} at_flow_end={}",
+            v.flow_id,
+            v.verdict.as_str(),
+            v.payload_packets,
+            v.packets,
+            v.latency_ns,
+            u8::from(v.at_flow_end)
+        ));
+    });
+    let file = CaptureFile::open(pcap).expect("demo opens");
+    let mut next = 0;
+    for pkt in file.packets() {
+        let pkt = pkt.expect("demo reads");
+        while let Some(h) = host.get(next).filter(|h| h.timestamp <= pkt.ts) {
+            engine.process_host_event(h.clone());
+            next += 1;
+        }
+        engine.process(&pkt);
+    }
+    for h in host.get(next..).unwrap_or_default() {
+        engine.process_host_event(h.clone());
+    }
+    engine.finish();
+    drop(engine);
+    lines.lock().expect("not poisoned").clone()
+}
+
+#[test]
+fn c_replay_reports_the_rust_engines_verdicts_for_the_demo() {
+    let Some(exe) = build_c("replay", &["-lpcap"], "replay_verdicts") else {
+        return;
+    };
+    let (pcap, hostevents) = demo();
+    let out = Command::new(&exe)
+        .arg(&pcap)
+        .arg(&hostevents)
+        .output()
+        .expect("run replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay failed: {stderr}");
+    let c: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("VERDICT "))
+        .collect();
+    let rust = rust_verdict_lines(&pcap, &hostevents);
+    assert!(
+        rust.iter().any(|l| l.contains("verdict=block_suggested")),
+        "{rust:#?}"
+    );
+    assert_eq!(
+        c, rust,
+        "C verdict callback and Rust verdict handler disagree"
+    );
+    eprintln!("c replay: {} verdicts equal to the rust engine's", c.len());
+}
+
 fn rust_events(pcap: &Path, hostevents: &Path) -> Vec<String> {
     rust_events_checked(pcap, Some(hostevents)).expect("demo capture reads to its end")
 }

@@ -93,6 +93,9 @@ int main(int argc, char **argv) {
   check("poll NULL engine", entrospect_engine_poll(NULL), ENTROSPECT_STATUS_NULL_PARAMETER);
   check("set_callback NULL engine", entrospect_engine_set_callback(NULL, NULL, NULL),
         ENTROSPECT_STATUS_NULL_PARAMETER);
+  check("set_verdict_callback NULL engine",
+        entrospect_engine_set_verdict_callback(NULL, NULL, NULL),
+        ENTROSPECT_STATUS_NULL_PARAMETER);
   check("stats NULL engine", entrospect_engine_stats_json(NULL, buf, sizeof buf, &n),
         ENTROSPECT_STATUS_NULL_PARAMETER);
   entrospect_engine_free(NULL);
@@ -221,6 +224,8 @@ int main(int argc, char **argv) {
   check("engine still usable after refused free", entrospect_engine_flush(e, 10),
         ENTROSPECT_STATUS_OK);
   check("unset callback", entrospect_engine_set_callback(e, NULL, NULL), ENTROSPECT_STATUS_OK);
+  check("unset verdict callback", entrospect_engine_set_verdict_callback(e, NULL, NULL),
+        ENTROSPECT_STATUS_OK);
 
   /* Not an engine at all. */
   /* Zeroed and larger than any engine handle: the check reads the handle's tag field,

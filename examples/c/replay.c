@@ -1,6 +1,7 @@
 /*
  * replay: feed a pcap/pcapng file (and optionally host events) through entrospect and print
- * every output event as one EVE JSON line on stdout; alerts also as a human line on stderr.
+ * every output event as one EVE JSON line on stdout; alerts also as a human line on stderr,
+ * and every inline flow verdict as one `VERDICT ...` line on stderr.
  *
  *   replay CAPTURE [HOST_EVENTS.jsonl]
  *
@@ -53,6 +54,28 @@ static int on_event(void *userdata, const entrospect_event *ev) {
             (unsigned)ev->src_port, dst, (unsigned)ev->dst_port, ev->flow_id);
   }
   return 0;
+}
+
+/* The verdict callback: one line per verdict, as soon as the engine decides it (a sensor
+ * would release, flag or cut the flow here). Strings are borrowed for the call only. */
+static const char *verdict_name(entrospect_verdict_kind v) {
+  switch (v) {
+    case ENTROSPECT_VERDICT_KIND_ALLOW: return "allow";
+    case ENTROSPECT_VERDICT_KIND_ALERT: return "alert";
+    case ENTROSPECT_VERDICT_KIND_BLOCK_SUGGESTED: return "block_suggested";
+  }
+  return "?";
+}
+
+static void on_verdict(void *userdata, const entrospect_verdict *v) {
+  unsigned long *count = userdata;
+  ++*count;
+  fprintf(stderr,
+          "VERDICT flow_id=%" PRIu64 " verdict=%s analytics=%s severity=%u payload_packets=%" PRIu64
+          " packets=%" PRIu64 " latency_ns=%" PRIu64 " at_flow_end=%d\n",
+          v->flow_id, verdict_name(v->verdict), v->analytics ? v->analytics : "-",
+          (unsigned)v->severity, v->payload_packets, v->packets, v->latency_ns,
+          v->at_flow_end ? 1 : 0);
 }
 
 /* One host event line, with the timestamp it carries (parsed here only for merging). */
@@ -191,6 +214,9 @@ int main(int argc, char **argv) {
   unsigned long events = 0;
   st = entrospect_engine_set_callback(engine, on_event, &events);
   if (st != ENTROSPECT_STATUS_OK) report("entrospect_engine_set_callback", st);
+  unsigned long verdicts = 0;
+  st = entrospect_engine_set_verdict_callback(engine, on_verdict, &verdicts);
+  if (st != ENTROSPECT_STATUS_OK) report("entrospect_engine_set_verdict_callback", st);
 
   int rc = 0;
   unsigned long packets = 0;
@@ -222,8 +248,9 @@ int main(int argc, char **argv) {
     report("entrospect_engine_finish", st);
     rc = 1;
   }
-  fprintf(stderr, "replay: %lu packets, %zu host events, %lu events (entrospect %s)\n", packets,
-          nlines, events, entrospect_version());
+  fprintf(stderr,
+          "replay: %lu packets, %zu host events, %lu events, %lu verdicts (entrospect %s)\n",
+          packets, nlines, events, verdicts, entrospect_version());
 
   entrospect_engine_free(engine);
   pcap_close(pcap);

@@ -20,6 +20,7 @@ pub mod an1496;
 pub mod baseline;
 pub mod correlate;
 pub(crate) mod score;
+pub mod verdict;
 
 /// Tunables of the host-aware analytics and the correlation stage (config keys are the
 /// ATT&CK tunables, snake_case, under the analytic that owns them).

@@ -5,6 +5,7 @@ use super::event::{EventScratch, entrospect_event};
 use super::handle;
 use super::host::{entrospect_host_event, host_event_in};
 use super::status::entrospect_status;
+use super::verdict::{VerdictSink, entrospect_verdict_callback};
 use crate::capture::{LinkType, Packet};
 use crate::engine::MAX_WIRE_LEN;
 use crate::host::HostEvent;
@@ -249,6 +250,42 @@ pub unsafe extern "C" fn entrospect_engine_set_callback(
             with_engine(engine, |inner| {
                 inner.callback = cb;
                 inner.userdata = userdata;
+                entrospect_status::Ok
+            })
+        }
+    })
+}
+
+/// Set (or, with `cb == NULL`, unset) the callback that receives each inline flow verdict
+/// (`entrospect_verdict`), with `userdata` passed back as its first argument. See
+/// `entrospect_verdict_callback` for when it is called; verdicts decided while no verdict
+/// callback is set are not kept.
+///
+/// Thread-safety: not concurrently with any other call on the same engine. The callback is
+/// called on whichever thread makes the feeding call, so `cb` and `userdata` must be usable
+/// from every thread that feeds this engine.
+///
+/// # Safety
+/// `engine` as for `entrospect_engine_free`; `cb` is NULL or a function of the callback
+/// type that may be called with `userdata` until the verdict callback is replaced or the
+/// engine freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn entrospect_engine_set_verdict_callback(
+    engine: *mut entrospect_engine,
+    cb: entrospect_verdict_callback,
+    userdata: *mut c_void,
+) -> entrospect_status {
+    ffi_boundary!({
+        // SAFETY: the caller's contract on `engine` is `with_engine`'s.
+        unsafe {
+            with_engine(engine, |inner| {
+                match cb {
+                    Some(f) => {
+                        let mut sink = VerdictSink::new(f, userdata);
+                        inner.engine.set_verdict_handler(move |v| sink.deliver(v));
+                    }
+                    None => inner.engine.clear_verdict_handler(),
+                }
                 entrospect_status::Ok
             })
         }

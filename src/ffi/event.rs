@@ -104,7 +104,7 @@ pub(crate) struct EventScratch {
     analytic: Vec<u8>,
 }
 
-fn addr(ip: IpAddr) -> ([u8; 16], entrospect_addr_family) {
+pub(super) fn addr(ip: IpAddr) -> ([u8; 16], entrospect_addr_family) {
     let mut out = [0u8; 16];
     match ip {
         IpAddr::V4(v4) => {
@@ -130,7 +130,7 @@ fn event_type(name: &str) -> entrospect_event_type {
     }
 }
 
-fn severity(name: &str) -> entrospect_severity {
+pub(super) fn severity(name: &str) -> entrospect_severity {
     match name {
         "low" => entrospect_severity::Low,
         "medium" => entrospect_severity::Medium,

@@ -62,6 +62,12 @@
 //!   engines are independent and may run on distinct threads at once. An engine may move
 //!   between threads between calls. `entrospect_version`, `entrospect_abi_version` and
 //!   `entrospect_last_error` may be called from any thread at any time.
+//! - **Verdicts.** `entrospect_engine_set_verdict_callback` sets a second, optional
+//!   callback that receives inline flow verdicts (`entrospect_verdict`: allow, alert,
+//!   block suggested). Verdicts are not queued: each is handed to the callback from inside
+//!   the feeding call whose packet decided it, on the calling thread, and is lost when no
+//!   verdict callback is set. The verdict callback returns nothing and cannot stop
+//!   delivery.
 //! - **Events.** After each feeding call (`_process_*`, `_flush`, `_finish`, `_poll`) the
 //!   engine's new events are appended to the handle's queue (at most 65 536 events; beyond
 //!   that the oldest are dropped and counted in the stats JSON under `ffi.dropped_events`)
@@ -89,6 +95,7 @@ mod event;
 mod handle;
 mod host;
 mod status;
+mod verdict;
 
 pub use boundary::entrospect_last_error;
 pub use engine::{
@@ -96,8 +103,8 @@ pub use engine::{
     entrospect_engine_flush, entrospect_engine_free, entrospect_engine_new, entrospect_engine_poll,
     entrospect_engine_process_captured_packet, entrospect_engine_process_host_event,
     entrospect_engine_process_host_event_json, entrospect_engine_process_packet,
-    entrospect_engine_set_callback, entrospect_engine_stats_json, entrospect_event_callback,
-    entrospect_version,
+    entrospect_engine_set_callback, entrospect_engine_set_verdict_callback,
+    entrospect_engine_stats_json, entrospect_event_callback, entrospect_version,
 };
 pub use event::{
     entrospect_addr_family, entrospect_event, entrospect_event_type, entrospect_severity,
@@ -107,3 +114,4 @@ pub use host::{
     entrospect_host_proto, entrospect_platform,
 };
 pub use status::entrospect_status;
+pub use verdict::{entrospect_verdict, entrospect_verdict_callback, entrospect_verdict_kind};
