@@ -307,9 +307,11 @@ fn fingerprints_match_corpus_oracles() {
         if std::env::var("TLS_CORPUS_DEBUG").is_ok_and(|v| name.contains(&v)) {
             for f in &flows {
                 eprintln!(
-                    "flow {} summary={}",
+                    "flow {} summary={} anomalies={:?} ja4={:?}",
                     ep(&f.client),
-                    f.insp.summary().is_some()
+                    f.insp.summary().is_some(),
+                    f.insp.summary().map(|s| s.anomalies.as_slice().to_vec()),
+                    f.insp.summary().and_then(|s| s.ja4.clone()),
                 );
             }
         }
