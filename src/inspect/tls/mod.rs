@@ -23,6 +23,11 @@
 //!   calling; if it keeps feeding, the inspector only walks record headers (no
 //!   buffering) and counts application-data records and bytes per direction
 //!   ([`TlsCounters`]).
+//! - UDP ([`TlsInspector::feed_datagram`]): a flow whose first datagram is a QUIC long
+//!   header of a known version is read as QUIC ([`quic`]: Initial packets decrypted, the
+//!   CRYPTO stream reassembled up to [`quic::MAX_CRYPTO_BYTES`] per direction, at most
+//!   [`quic::MAX_DATAGRAMS`] datagrams looked at); otherwise as DTLS, with handshake
+//!   fragments reassembled per `message_seq` ([`dtls`], bounded in messages and ranges).
 //! - A gap ([`TlsInspector::gap`]) ends parsing of that direction (framing cannot be
 //!   recovered without guessing); before the handshake is over it counts as
 //!   `handshake_truncated`.

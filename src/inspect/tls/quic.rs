@@ -2,8 +2,8 @@
 //! stream, so that the TLS handshake carried in QUIC can be summarised like any other.
 //!
 //! **Owns** the pure, stateless pieces ([`InitialKeys`], [`open_initial`],
-//! [`seal_initial`], [`crypto_frames`]) and the bounded per-flow state
-//! ([`QuicFlow`]) that the TLS inspector drives for UDP flows whose first datagram is a
+//! [`seal_initial`], [`crypto_frames`]) and the bounded per-flow state (`QuicFlow`,
+//! crate-private) that the TLS inspector drives for UDP flows whose first datagram is a
 //! QUIC long header.
 //!
 //! **Must not** keep anything beyond its caps: at most [`MAX_CRYPTO_BYTES`] of CRYPTO
