@@ -23,6 +23,11 @@
 //!   calling; if it keeps feeding, the inspector only walks record headers (no
 //!   buffering) and counts application-data records and bytes per direction
 //!   ([`TlsCounters`]).
+//! - UDP ([`TlsInspector::feed_datagram`]): a flow whose first datagram is a QUIC long
+//!   header of a known version is read as QUIC ([`quic`]: Initial packets decrypted, the
+//!   CRYPTO stream reassembled up to [`quic::MAX_CRYPTO_BYTES`] per direction, at most
+//!   [`quic::MAX_DATAGRAMS`] datagrams looked at); otherwise as DTLS, with handshake
+//!   fragments reassembled per `message_seq` ([`dtls`], bounded in messages and ranges).
 //! - A gap ([`TlsInspector::gap`]) ends parsing of that direction (framing cannot be
 //!   recovered without guessing); before the handshake is over it counts as
 //!   `handshake_truncated`.
@@ -43,8 +48,10 @@
 
 pub mod anomaly;
 pub mod cert;
+pub mod dtls;
 pub mod fingerprint;
 pub mod handshake;
+pub mod quic;
 pub mod record;
 pub mod state;
 
@@ -320,6 +327,7 @@ struct DirState {
     hs: HandshakeReader,
     mode: Mode,
     cert_seen: bool,
+    dtls: dtls::DtlsReassembler,
 }
 
 impl DirState {
@@ -329,6 +337,7 @@ impl DirState {
             hs: HandshakeReader::default(),
             mode: Mode::Parse,
             cert_seen: false,
+            dtls: dtls::DtlsReassembler::default(),
         }
     }
 }
@@ -341,6 +350,8 @@ struct Inner {
     has_hello: bool,
     not_tls: bool,
     dtls: bool,
+    /// QUIC Initial state, once the first datagram was a QUIC long header.
+    quic: Option<Box<quic::QuicFlow>>,
     /// Handshake types of messages seen (for the truncated check and tests).
     server_msgs: u32,
 }
@@ -369,6 +380,7 @@ impl TlsInspector {
                 has_hello: false,
                 not_tls: false,
                 dtls: false,
+                quic: None,
                 server_msgs: 0,
             })
         })
@@ -407,9 +419,13 @@ impl TlsInspector {
         }
     }
 
-    /// One UDP datagram of DTLS (RFC 6347 / RFC 9147 record layer). Only unfragmented
-    /// ClientHello/ServerHello/Certificate messages are summarised; fragmented DTLS
-    /// handshake messages are counted, not reassembled.
+    /// One UDP datagram of DTLS (RFC 6347 / RFC 9147 record layer) or QUIC.
+    ///
+    /// A flow whose first datagram is a QUIC long header of a known version
+    /// ([`quic::is_quic_initial_candidate`]) is read as QUIC: Initial packets are
+    /// decrypted, their CRYPTO frames reassembled and the ClientHello/ServerHello
+    /// summarised (JA4 with the `q` prefix); see [`quic`]. Otherwise DTLS records are
+    /// read and fragmented handshake messages reassembled per `message_seq`.
     pub fn feed_datagram(
         &mut self,
         cfg: &TlsConfig,
@@ -418,6 +434,10 @@ impl TlsInspector {
         data: &[u8],
     ) -> TlsStatus {
         let inner = self.inner();
+        if inner.quic.is_some() || (!inner.dtls && quic::is_quic_initial_candidate(data)) {
+            inner.feed_quic(cfg, dir, ts, data);
+            return inner.status();
+        }
         inner.dtls = true;
         inner.feed_dtls(cfg, dir, ts, data);
         inner.status()
@@ -825,6 +845,39 @@ impl Inner {
         s.certs = certs;
     }
 
+    fn feed_quic(&mut self, cfg: &TlsConfig, dir: Direction, ts: Timestamp, data: &[u8]) {
+        if self.not_tls || self.state == HsState::Done {
+            return;
+        }
+        let q = self.quic.get_or_insert_with(Box::default);
+        let out = q.datagram(dir.index(), data, cfg.max_handshake_message);
+        let budget_spent = q.datagrams >= quic::MAX_DATAGRAMS;
+        for (t, b) in out.messages {
+            self.on_message(cfg, dir, ts, t, &b, Ja4Transport::Quic);
+        }
+        if out.overflow {
+            self.summary
+                .anomalies
+                .insert(TlsAnomaly::OversizedHandshakeMessage);
+            self.summary.counters.caps_hit = self.summary.counters.caps_hit.saturating_add(1);
+        }
+        if out.bad_frame && self.has_hello {
+            self.summary.anomalies.insert(TlsAnomaly::MalformedRecord);
+        }
+        let client_hello = self.summary.client_hello.is_some();
+        // Everything after the ServerHello is in Handshake and 1-RTT packets, which a
+        // passive observer cannot read: the visible handshake is over.
+        if client_hello && (self.summary.server_hello.is_some() || out.client_handshake) {
+            self.state = HsState::Done;
+        } else if budget_spent {
+            if self.has_hello {
+                self.state = HsState::Done;
+            } else {
+                self.not_tls = true;
+            }
+        }
+    }
+
     fn feed_dtls(&mut self, cfg: &TlsConfig, dir: Direction, ts: Timestamp, data: &[u8]) {
         if self.not_tls {
             return;
@@ -875,28 +928,37 @@ impl Inner {
         }
     }
 
-    fn dtls_handshake(&mut self, cfg: &TlsConfig, dir: Direction, ts: Timestamp, mut body: &[u8]) {
-        // DTLS handshake header: type(1) length(3) message_seq(2) frag_off(3) frag_len(3).
-        while body.len() >= 12 {
-            let u24 = |at: usize| -> usize {
-                match body.get(at..at.saturating_add(3)) {
-                    Some(&[a, b, c]) => usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c),
-                    _ => 0,
-                }
-            };
-            let t = body.first().copied().unwrap_or(0);
-            let (len, off, flen) = (u24(1), u24(6), u24(9));
-            let end = 12usize.saturating_add(flen);
-            let Some(frag) = body.get(12..end) else {
-                self.summary.anomalies.insert(TlsAnomaly::MalformedRecord);
-                return;
-            };
-            if off == 0 && flen == len && len <= cfg.max_handshake_message {
-                self.on_message(cfg, dir, ts, t, frag, Ja4Transport::Dtls);
-            } else {
-                self.summary.counters.caps_hit = self.summary.counters.caps_hit.saturating_add(1);
+    fn dtls_handshake(&mut self, cfg: &TlsConfig, dir: Direction, ts: Timestamp, body: &[u8]) {
+        use dtls::FragmentOutcome as O;
+        let Some(d) = self.dirs.get_mut(dir.index()) else {
+            return;
+        };
+        // Fragments are collected first, then handled, so that the reassembler is not
+        // borrowed while the summary changes.
+        let mut done: Vec<(u8, Vec<u8>)> = Vec::new();
+        let (mut oversized, mut dropped, mut bad) = (false, false, false);
+        let whole = dtls::fragments(body, |h, frag| {
+            match d.dtls.push(h, frag, cfg.max_handshake_message) {
+                O::Complete(t, b) => done.push((t, b)),
+                O::Held | O::Duplicate => {}
+                O::Oversized => oversized = true,
+                O::Dropped => dropped = true,
+                O::Inconsistent => bad = true,
             }
-            body = body.get(end..).unwrap_or(&[]);
+        });
+        for (t, b) in done {
+            self.on_message(cfg, dir, ts, t, &b, Ja4Transport::Dtls);
+        }
+        if oversized {
+            self.summary
+                .anomalies
+                .insert(TlsAnomaly::OversizedHandshakeMessage);
+        }
+        if oversized || dropped {
+            self.summary.counters.caps_hit = self.summary.counters.caps_hit.saturating_add(1);
+        }
+        if bad || !whole {
+            self.summary.anomalies.insert(TlsAnomaly::MalformedRecord);
         }
     }
 }
