@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             format,
             default_host: host.clone(),
             snapshot_time: at,
+            ..OpenOptions::default()
         };
         let mut adapter = match open_host_file_with(path, &opts) {
             Ok(a) => a,

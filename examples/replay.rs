@@ -13,7 +13,7 @@
 //! is 1.
 
 use entrospect::capture::CaptureFile;
-use entrospect::host::adapters::open_host_file;
+use entrospect::host::adapters::{OpenOptions, open_host_file_with};
 use entrospect::output::{EveWriter, Sink};
 use entrospect::{Config, Engine, Event};
 use std::collections::HashMap;
@@ -148,7 +148,11 @@ fn main() -> ExitCode {
     // are rarely sorted; a capped in-memory sort keeps that simple).
     let mut host_events = Vec::new();
     for path in &args.host_events {
-        match open_host_file(path, None, None) {
+        let opts = OpenOptions {
+            crypto_libs: engine.config().crypto_libs.clone(),
+            ..OpenOptions::default()
+        };
+        match open_host_file_with(path, &opts) {
             Ok(adapter) => {
                 let mut skipped = 0u64;
                 for item in adapter {

@@ -188,6 +188,7 @@ impl Stages {
             start: flow.start,
             now: ts,
             bytes: flow.bytes,
+            payload_bytes: flow.payload_bytes,
             pkts: flow.pkts,
             app_proto,
             randomness: f.randomness,

@@ -57,6 +57,7 @@ fn input<'a>(
         start: t,
         now: t.saturating_add_nanos(1_000_000_000),
         bytes: [2048, 2048],
+        payload_bytes: [1736, 1736],
         pkts: [6, 6],
         app_proto: AppProto::Unknown,
         randomness: [None, None],

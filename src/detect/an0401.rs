@@ -1,7 +1,7 @@
 //! AN0401 (T1573.001, Linux): an unexpected process (shell, interpreter, custom binary)
 //! maps `libcrypto`/`libssl` or another crypto library, then opens an outbound session
 //! whose egress payload is random by the length-aware test (and not a known encrypted
-//! protocol), or whose traffic is lopsided (bytes sent vs received beyond
+//! protocol), or whose traffic is lopsided (payload bytes sent vs received beyond
 //! `traffic_asymmetry_ratio`, above a minimum volume).
 //!
 //! Host half: any crypto-class load not in `trusted_crypto_libs`, within the window, in
@@ -32,10 +32,11 @@ pub struct An0401Config {
     /// `libgcrypt.so*`, `libnettle.so*`, `libhogweed.so*`: systemd, GnuTLS and
     /// libsecret pull them into most processes of a desktop.
     pub trusted_crypto_libs: Vec<String>,
-    /// Bytes one way over bytes the other way at or above which a session is lopsided.
-    /// Default 20.
+    /// Payload bytes one way over payload bytes the other way (transport headers and
+    /// bare ACKs not counted) at or above which a session is lopsided. Default 20.
     pub traffic_asymmetry_ratio: f64,
-    /// Smallest total volume (bytes) for the asymmetry test. Default 16 384.
+    /// Smallest total payload volume (bytes, both ways) for the asymmetry test.
+    /// Default 16 384.
     pub asymmetry_min_bytes: u64,
     /// Smallest normalised entropy of the egress sample. Default 0.95.
     pub entropy_threshold: f64,

@@ -110,6 +110,10 @@ pub struct FlowVerdictInput<'a> {
     pub now: Timestamp,
     /// Bytes per direction, index `Direction::index()` (0 = to server).
     pub bytes: [u64; 2],
+    /// Application payload bytes per direction (transport headers and bare ACKs
+    /// excluded), same indexing: what AN0401's asymmetry test compares, since on a small
+    /// or one-way session the other direction's wire bytes are mostly ACK headers.
+    pub payload_bytes: [u64; 2],
     /// Packets per direction.
     pub pkts: [u64; 2],
     /// Recognised protocol, `AppProto::Unknown` when none.
@@ -379,16 +383,16 @@ pub(crate) fn symmetric_analytic(ctx: &Ctx<'_>, spec: &SymSpec<'_>) -> Verdict {
     }
     if let Some(a) = &spec.asymmetry {
         let (up, down) = if j.outbound {
-            (input.bytes[0], input.bytes[1])
+            (input.payload_bytes[0], input.payload_bytes[1])
         } else {
-            (input.bytes[1], input.bytes[0])
+            (input.payload_bytes[1], input.payload_bytes[0])
         };
         let total = up.saturating_add(down);
         #[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts")]
         let ratio = up.max(down) as f64 / (up.min(down).max(1)) as f64;
         if total >= a.min_bytes && ratio >= a.ratio {
             reasons.push(format!(
-                "lopsided traffic: {up} bytes sent, {down} received (ratio {ratio:.1} >= {})",
+                "lopsided traffic: {up} payload bytes sent, {down} received (ratio {ratio:.1} >= {})",
                 a.ratio
             ));
             net.push(0.5);
@@ -880,6 +884,7 @@ mod tests {
             start: ts(start_ms),
             now: ts(start_ms + 2000),
             bytes: [1024, 1024],
+            payload_bytes: [824, 824],
             pkts: [4, 4],
             app_proto: AppProto::Unknown,
             randomness: [Some(r), Some(r)],
@@ -1128,6 +1133,39 @@ mod tests {
             "{:?}",
             a.reasons
         );
+    }
+
+    #[test]
+    fn lopsided_payload_fires_an0401_though_acks_keep_wire_bytes_closer() {
+        let idx = linux_python("/usr/bin/python3");
+        let mut c = correlator(&DetectConfig::default());
+        let mut f = flow(("10.0.0.5", 50514), ("203.0.113.9", 4444), 0, false);
+        // 40 000 payload bytes out in 28 segments, 300 back; the ACKs bring the wire
+        // bytes of the way back to 1 756 (ratio 23 on the wire, 133 on payload).
+        f.bytes = [41_120, 1_756];
+        f.payload_bytes = [40_000, 300];
+        let alerts = c.evaluate(&idx, &f);
+        let a = get(&alerts, "AN0401").expect("lopsided session fires AN0401");
+        assert!(
+            a.reasons
+                .iter()
+                .any(|r| r.contains("lopsided traffic: 40000 payload bytes sent, 300 received")),
+            "{:?}",
+            a.reasons
+        );
+    }
+
+    #[test]
+    fn balanced_payload_does_not_fire_an0401_though_wire_bytes_look_lopsided() {
+        let idx = linux_python("/usr/bin/python3");
+        let mut c = correlator(&DetectConfig::default());
+        let mut f = flow(("10.0.0.5", 50514), ("203.0.113.9", 4444), 0, false);
+        // A request/response exchange in big segments one way and many small ones back.
+        f.bytes = [60_000, 2_900];
+        f.payload_bytes = [20_000, 1_500];
+        assert!(get(&c.evaluate(&idx, &f), "AN0401").is_none());
+        f.payload_bytes = [20_000, 19_000];
+        assert!(get(&c.evaluate(&idx, &f), "AN0401").is_none());
     }
 
     #[test]

@@ -747,12 +747,29 @@ impl HostIndex {
         ts: Timestamp,
         image: Option<String>,
     ) -> ProcessId {
-        let found = self.hosts.get(host).and_then(|state| match &guid {
-            Some(g) => state.by_guid.get(g).copied(),
-            None => state.by_pid.get(&pid).and_then(|gens| {
-                pick_generation(&self.records, gens, ts, self.config.clock_skew_ns)
+        // A guid names the process image, and Sysmon for Linux assigns it at exec: a
+        // forked child's events carry its parent's guid (with the child's own pid) until
+        // the child execs, e.g. the connect that `bash -i >& /dev/tcp/..` makes in the
+        // child before it execs. When the guid's process has another known pid, the
+        // event belongs to the pid, and the guid is not the pid's.
+        let guid_owner = guid
+            .as_ref()
+            .and_then(|g| self.hosts.get(host)?.by_guid.get(g).copied());
+        let forked = pid != 0
+            && guid_owner.is_some_and(|id| {
+                self.records
+                    .get(&id)
+                    .is_some_and(|r| r.pid != 0 && r.pid != pid)
+            });
+        let guid = if forked { None } else { guid };
+        let found = match &guid {
+            Some(_) => guid_owner,
+            None => self.hosts.get(host).and_then(|state| {
+                state.by_pid.get(&pid).and_then(|gens| {
+                    pick_generation(&self.records, gens, ts, self.config.clock_skew_ns)
+                })
             }),
-        });
+        };
         let id = match found {
             Some(id) => id,
             None => {

@@ -10,7 +10,9 @@
 //! - `connect` with an AF_INET/AF_INET6 `SOCKADDR` → `network_connect` with the destination
 //!   only (auditd does not know the source); success or `EINPROGRESS` (-115) only; the
 //!   protocol is not in the record and is written as `tcp`;
-//! - `open`/`openat`/`mmap` whose `PATH` names a crypto library → `module_load`;
+//! - `open`/`openat`/`mmap` whose `PATH` names a crypto library → `module_load`, where
+//!   "crypto library" is what [`crate::host::crypto_libs`] classifies (the built-in table,
+//!   or the table extended by the `crypto_libs` config through [`auditd_reader_with`]);
 //! - `exit_group` → `process_exit`.
 //!
 //! Syscall numbers are those of x86_64 and aarch64; the enriched `SYSCALL=name` field
@@ -24,9 +26,8 @@
 //! bucket; it has no pid (written as 0) and no source port, and its opaque `Process` id
 //! becomes `process_guid`. Its byte counts have no field in the normalized event.
 
-use super::{
-    LineAdapter, LineParser, Outcome, Pending, is_crypto_library, normalize_guid, parse_pid,
-};
+use super::{LineAdapter, LineParser, Outcome, Pending, normalize_guid, parse_pid};
+use crate::host::crypto_libs::{CryptoLibConfig, CryptoLibTable};
 use crate::host::{ConnDirection, HostEvent, HostEventKind, HostProto, Platform};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -296,6 +297,7 @@ pub struct AuditdParser {
     default_host: Option<String>,
     groups: BTreeMap<u64, Group>,
     newest: u64,
+    crypto: CryptoLibTable,
 }
 
 impl AuditdParser {
@@ -416,7 +418,7 @@ impl AuditdParser {
                                 .find(|(k, _)| *k == "name")
                                 .map(|(_, v)| v.text(true))
                         })
-                        .find(|n| is_crypto_library(n))
+                        .find(|n| self.crypto.classify(n).is_some())
                 });
                 match module {
                     Some(module) => out.event(event(HostEventKind::ModuleLoad {
@@ -517,10 +519,22 @@ impl LineParser for AuditdParser {
     }
 }
 
-/// Reader of raw Linux `audit.log` lines.
+/// Reader of raw Linux `audit.log` lines; crypto-library opens are recognised by the
+/// built-in [`CryptoLibTable`].
 pub fn auditd_reader<R: BufRead>(
     reader: R,
     default_host: Option<&str>,
+) -> LineAdapter<R, AuditdParser> {
+    auditd_reader_with(reader, default_host, &CryptoLibConfig::default())
+}
+
+/// [`auditd_reader`] with the crypto-library table extended by `crypto_libs` (the
+/// engine's `crypto_libs` config), so that a library the user added is reported as a
+/// `module_load` when a process opens or maps it.
+pub fn auditd_reader_with<R: BufRead>(
+    reader: R,
+    default_host: Option<&str>,
+    crypto_libs: &CryptoLibConfig,
 ) -> LineAdapter<R, AuditdParser> {
     LineAdapter::new(
         reader,
@@ -528,6 +542,7 @@ pub fn auditd_reader<R: BufRead>(
             default_host: default_host.map(str::to_owned),
             groups: BTreeMap::new(),
             newest: 0,
+            crypto: CryptoLibTable::new(crypto_libs),
         },
     )
 }

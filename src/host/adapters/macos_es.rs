@@ -8,7 +8,9 @@
 //! - `fork` → `process_start` of `event.fork.child` (parent = the forking process);
 //! - `exit` → `process_exit`;
 //! - `mmap` (`event.mmap.source.path`) → `module_load`; `open` of a `.dylib`, a framework
-//!   binary or a known crypto library → `module_load`; other opens are ignored.
+//!   binary or a crypto library ([`crate::host::crypto_libs`], extended by the
+//!   `crypto_libs` config through [`eslogger_reader_with`]) → `module_load`; other opens
+//!   are ignored.
 //!
 //! The process identity (`process_guid`) is `pid-pidversion` from the audit token.
 //!
@@ -32,8 +34,9 @@
 
 use super::{
     AdapterStats, Endpoints, HostAdapter, LineAdapter, LineParser, MAX_DOCUMENT_BYTES, Outcome,
-    Pending, connect_kind, is_crypto_library, parse_ip,
+    Pending, connect_kind, parse_ip,
 };
+use crate::host::crypto_libs::{CryptoLibConfig, CryptoLibTable};
 use crate::host::{ConnDirection, HostError, HostEvent, HostEventKind, HostProto, Platform};
 use crate::time::Timestamp;
 use serde_json::Value;
@@ -63,7 +66,11 @@ fn es_process(p: &Value) -> Option<(u32, Option<String>)> {
 }
 
 /// Map one eslogger record.
-pub(crate) fn convert_eslogger(v: &Value, default_host: Option<&str>) -> Outcome {
+pub(crate) fn convert_eslogger(
+    v: &Value,
+    default_host: Option<&str>,
+    crypto: &CryptoLibTable,
+) -> Outcome {
     let Some(event) = v.get("event").and_then(Value::as_object) else {
         return Outcome::Malformed("not_an_event", "no event object".into());
     };
@@ -144,7 +151,7 @@ pub(crate) fn convert_eslogger(v: &Value, default_host: Option<&str>) -> Outcome
             };
             if !(path.ends_with(".dylib")
                 || path.contains(".framework/")
-                || is_crypto_library(path))
+                || crypto.classify(path).is_some())
             {
                 return Outcome::Ignored;
             }
@@ -168,6 +175,7 @@ pub(crate) fn convert_eslogger(v: &Value, default_host: Option<&str>) -> Outcome
 /// Line parser for `eslogger` JSON lines.
 pub struct EsloggerParser {
     default_host: Option<String>,
+    crypto: CryptoLibTable,
 }
 
 impl LineParser for EsloggerParser {
@@ -177,21 +185,36 @@ impl LineParser for EsloggerParser {
             return;
         }
         match serde_json::from_str::<Value>(t) {
-            Ok(v) => out.outcome(line, convert_eslogger(&v, self.default_host.as_deref())),
+            Ok(v) => out.outcome(
+                line,
+                convert_eslogger(&v, self.default_host.as_deref(), &self.crypto),
+            ),
             Err(e) => out.skip(line, "bad_json", e),
         }
     }
 }
 
 /// Reader of `eslogger` JSON lines. eslogger records carry no host name: give one.
+/// Crypto-library opens are recognised by the built-in [`CryptoLibTable`].
 pub fn eslogger_reader<R: BufRead>(
     reader: R,
     default_host: Option<&str>,
+) -> LineAdapter<R, EsloggerParser> {
+    eslogger_reader_with(reader, default_host, &CryptoLibConfig::default())
+}
+
+/// [`eslogger_reader`] with the crypto-library table extended by `crypto_libs` (the
+/// engine's `crypto_libs` config).
+pub fn eslogger_reader_with<R: BufRead>(
+    reader: R,
+    default_host: Option<&str>,
+    crypto_libs: &CryptoLibConfig,
 ) -> LineAdapter<R, EsloggerParser> {
     LineAdapter::new(
         reader,
         EsloggerParser {
             default_host: default_host.map(str::to_owned),
+            crypto: CryptoLibTable::new(crypto_libs),
         },
     )
 }

@@ -14,9 +14,11 @@
 //!   Sysmon registry event, a failed `execve`) are counted in
 //!   [`AdapterStats::records_ignored`], not reported.
 //! - Bounded memory: lines are read with a cap ([`MAX_LINE_BYTES`]), auditd keeps a capped
-//!   number of open event groups, EVTX is read one 64 KiB chunk at a time. The only whole
-//!   reads are a zip member (capped by [`MAX_ZIP_MEMBER_BYTES`]) and pretty-printed
-//!   Elastic documents (capped by [`MAX_DOCUMENT_BYTES`]).
+//!   number of open event groups, EVTX is read one 64 KiB chunk at a time, a stored or
+//!   deflated zip member is decompressed as it is read. The only whole reads are an EVTX
+//!   file inside a zip or a zip member of another compression method (capped by
+//!   [`MAX_ZIP_MEMBER_BYTES`]) and pretty-printed Elastic documents (capped by
+//!   [`MAX_DOCUMENT_BYTES`]).
 //! - Never panics on input. Time comes from the telemetry itself, never the wall clock.
 //!
 //! Connections are written canonically: `src` is the side that initiated the
@@ -27,6 +29,7 @@
 //! engineer and are declared here by the merge; until then [`HostFormat::Jsonl`] uses a
 //! small private fallback.
 
+use super::crypto_libs::CryptoLibConfig;
 use super::{ConnDirection, HostError, HostEvent, HostEventKind};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -466,7 +469,8 @@ pub fn is_zip(first_bytes: &[u8]) -> bool {
 ///
 /// `format` forces a format; `None` detects it from the content ([`detect_format`]). A
 /// zip archive is opened and its first member that is not an AppleDouble (`__MACOSX/`,
-/// `._*`) entry is read, up to [`MAX_ZIP_MEMBER_BYTES`]. `default_host` names the host
+/// `._*`) entry is read: streamed when stored or deflated (size and CRC-32 checked at
+/// its end), else read whole up to [`MAX_ZIP_MEMBER_BYTES`]. `default_host` names the host
 /// for formats that carry no host name (auditd without `node=`, lsof, esxcli).
 ///
 /// # Errors
@@ -484,6 +488,7 @@ pub fn open_host_file(
             format,
             default_host: default_host.map(str::to_owned),
             snapshot_time: crate::time::Timestamp::ZERO,
+            crypto_libs: CryptoLibConfig::default(),
         },
     )
 }
@@ -498,22 +503,7 @@ fn open_file_inner(path: &Path, opts: &OpenOptions) -> Result<BoxedAdapter, Host
     file.seek(SeekFrom::Start(0))?;
     let name = path.file_name().and_then(|n| n.to_str());
     if is_zip(&head) {
-        let (member_name, data) = read_zip_member(file)?;
-        let fmt = match format {
-            Some(f) => f,
-            None => {
-                let head = data.get(..data.len().min(8192)).unwrap_or(&[]);
-                detect_format(head, Some(&member_name)).ok_or_else(|| {
-                    HostError::UnsupportedFormat(format!("zip member {member_name}"))
-                })?
-            }
-        };
-        return open_reader_at(
-            std::io::Cursor::new(data),
-            fmt,
-            default_host,
-            opts.snapshot_time,
-        );
+        return open_zip(file, opts);
     }
     let fmt = match format {
         Some(f) => f,
@@ -523,12 +513,7 @@ fn open_file_inner(path: &Path, opts: &OpenOptions) -> Result<BoxedAdapter, Host
     if fmt == HostFormat::SysmonEvtx {
         return Ok(Box::new(sysmon::EvtxReader::new(file, default_host)?));
     }
-    open_reader_at(
-        BufReader::with_capacity(64 << 10, file),
-        fmt,
-        default_host,
-        opts.snapshot_time,
-    )
+    open_reader_opts(BufReader::with_capacity(64 << 10, file), fmt, opts)
 }
 
 /// How to open a host telemetry file (see [`open_host_file_with`]).
@@ -541,6 +526,10 @@ pub struct OpenOptions {
     pub default_host: Option<String>,
     /// When a snapshot without timestamps (lsof, esxcli) was taken; the epoch if unset.
     pub snapshot_time: crate::time::Timestamp,
+    /// Extensions of the crypto-library table (the engine's `crypto_libs` config), for
+    /// the formats that report only crypto-library file opens as `module_load` (auditd,
+    /// eslogger). Default: none, the built-in table of [`crate::host::crypto_libs`].
+    pub crypto_libs: CryptoLibConfig,
 }
 
 /// [`open_host_file`] with all options.
@@ -573,17 +562,63 @@ pub fn open_reader_at<R: BufRead + Seek + Send + 'static>(
     default_host: Option<&str>,
     snapshot_time: crate::time::Timestamp,
 ) -> Result<BoxedAdapter, HostError> {
-    let host = default_host.map(str::to_owned);
+    open_reader_opts(
+        reader,
+        format,
+        &OpenOptions {
+            format: Some(format),
+            default_host: default_host.map(str::to_owned),
+            snapshot_time,
+            crypto_libs: CryptoLibConfig::default(),
+        },
+    )
+}
+
+fn open_reader_opts<R: BufRead + Seek + Send + 'static>(
+    reader: R,
+    format: HostFormat,
+    opts: &OpenOptions,
+) -> Result<BoxedAdapter, HostError> {
+    if format == HostFormat::SysmonEvtx {
+        return Ok(Box::new(sysmon::EvtxReader::new(
+            reader,
+            opts.default_host.as_deref(),
+        )?));
+    }
+    open_stream_opts(reader, format, opts)
+}
+
+/// Every format but EVTX (which seeks) over a forward-only reader.
+fn open_stream_opts<R: BufRead + Send + 'static>(
+    reader: R,
+    format: HostFormat,
+    opts: &OpenOptions,
+) -> Result<BoxedAdapter, HostError> {
+    let default_host = opts.default_host.as_deref();
+    let snapshot_time = opts.snapshot_time;
+    let host = opts.default_host.clone();
     Ok(match format {
         HostFormat::Jsonl => Box::new(JsonlAdapter::new(reader)),
-        HostFormat::SysmonEvtx => Box::new(sysmon::EvtxReader::new(reader, default_host)?),
+        HostFormat::SysmonEvtx => {
+            return Err(HostError::UnsupportedFormat(
+                "EVTX needs a seekable reader".to_owned(),
+            ));
+        }
         HostFormat::SysmonXml => Box::new(sysmon::sysmon_xml_reader(reader, default_host)),
         HostFormat::SysmonJson => Box::new(sysmon::sysmon_json_reader(reader, default_host)),
-        HostFormat::Auditd => Box::new(auditd::auditd_reader(reader, default_host)),
+        HostFormat::Auditd => Box::new(auditd::auditd_reader_with(
+            reader,
+            default_host,
+            &opts.crypto_libs,
+        )),
         HostFormat::Auoms => Box::new(auditd::auoms_reader(reader, default_host)),
         HostFormat::Tetragon => Box::new(auditd::tetragon_reader(reader, default_host)),
         HostFormat::VmConnection => Box::new(auditd::vm_connection_reader(reader, default_host)),
-        HostFormat::Eslogger => Box::new(macos_es::eslogger_reader(reader, default_host)),
+        HostFormat::Eslogger => Box::new(macos_es::eslogger_reader_with(
+            reader,
+            default_host,
+            &opts.crypto_libs,
+        )),
         HostFormat::ElasticEndpoint => {
             Box::new(macos_es::ElasticReader::new(reader, default_host)?)
         }
@@ -609,16 +644,23 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// The first real member of a zip archive (skipping AppleDouble `__MACOSX/` and `._*`
-/// entries and directories), read whole up to [`MAX_ZIP_MEMBER_BYTES`].
-fn read_zip_member<R: Read + Seek>(reader: R) -> Result<(String, Vec<u8>), HostError> {
+/// Open the first real member of a zip archive (skipping AppleDouble `__MACOSX/` and
+/// `._*` entries and directories) as an adapter.
+///
+/// A stored or deflated member (what zip tools write) is **streamed** from the archive
+/// file: memory stays at a decoder's window plus the adapter's line buffer, whatever the
+/// member's size, and its CRC-32 and size are checked when its end is reached (a
+/// mismatch ends the stream with an I/O error). Members of other methods, and EVTX
+/// members (the EVTX reader seeks), are read whole up to [`MAX_ZIP_MEMBER_BYTES`].
+fn open_zip(file: File, opts: &OpenOptions) -> Result<BoxedAdapter, HostError> {
     let zerr = |e: zip::result::ZipError| HostError::Container {
         container: "zip",
         reason: e.to_string(),
     };
-    let mut archive = zip::ZipArchive::new(reader).map_err(zerr)?;
+    let mut archive = zip::ZipArchive::new(file).map_err(zerr)?;
+    let mut chosen = None;
     for i in 0..archive.len() {
-        let mut member = archive.by_index(i).map_err(zerr)?;
+        let member = archive.by_index_raw(i).map_err(zerr)?;
         let name = member.name().map_err(zerr)?.into_owned();
         let base = name.rsplit('/').next().unwrap_or(&name);
         if member.is_dir() || name.starts_with("__MACOSX/") || base.starts_with("._") {
@@ -630,22 +672,165 @@ fn read_zip_member<R: Read + Seek>(reader: R) -> Result<(String, Vec<u8>), HostE
                 cap: MAX_ZIP_MEMBER_BYTES,
             });
         }
+        let method = member.compression();
+        let streamable = !member.encrypted()
+            && matches!(
+                method,
+                zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
+            );
+        let span = member
+            .data_start()
+            .filter(|_| streamable)
+            .map(|start| ZipSpan {
+                start,
+                compressed: member.compressed_size(),
+                size: member.size(),
+                crc32: member.crc32(),
+                deflated: method == zip::CompressionMethod::Deflated,
+            });
+        chosen = Some((i, name, span));
+        break;
+    }
+    let Some((index, name, span)) = chosen else {
+        return Err(HostError::Container {
+            container: "zip",
+            reason: "no member other than AppleDouble entries".to_owned(),
+        });
+    };
+    let Some(span) = span else {
+        let data = read_member_whole(&mut archive, index)?;
+        return open_member_bytes(data, &name, opts);
+    };
+    let mut file = archive.into_inner();
+    file.seek(SeekFrom::Start(span.start))?;
+    let raw = file.take(span.compressed);
+    let body: Box<dyn Read + Send> = if span.deflated {
+        Box::new(flate2::read::DeflateDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let mut member = CheckedMember {
+        inner: flate2::CrcReader::new(body),
+        size: span.size,
+        crc32: span.crc32,
+        read: 0,
+    };
+    let mut head = vec![0u8; 8192];
+    let n = read_up_to(&mut member, &mut head)?;
+    head.truncate(n);
+    let fmt = match opts.format {
+        Some(f) => f,
+        None => detect_format(&head, Some(&name))
+            .ok_or_else(|| HostError::UnsupportedFormat(format!("zip member {name}")))?,
+    };
+    let stream = std::io::Cursor::new(head).chain(member);
+    if fmt == HostFormat::SysmonEvtx {
         let mut data = Vec::new();
-        (&mut member)
+        stream
             .take(MAX_ZIP_MEMBER_BYTES.saturating_add(1))
             .read_to_end(&mut data)?;
-        if data.len() as u64 > MAX_ZIP_MEMBER_BYTES {
-            return Err(HostError::TooLarge {
-                what: "zip member",
-                cap: MAX_ZIP_MEMBER_BYTES,
-            });
-        }
-        return Ok((name, data));
+        return open_member_bytes(data, &name, opts);
     }
-    Err(HostError::Container {
+    open_stream_opts(BufReader::with_capacity(64 << 10, stream), fmt, opts)
+}
+
+/// Where a stored or deflated zip member's bytes lie, and what they must add up to.
+struct ZipSpan {
+    start: u64,
+    compressed: u64,
+    size: u64,
+    crc32: u32,
+    deflated: bool,
+}
+
+/// A streamed zip member: checks at its end that it produced the size and CRC-32 its
+/// header declares, and never yields more than the declared size.
+struct CheckedMember {
+    inner: flate2::CrcReader<Box<dyn Read + Send>>,
+    size: u64,
+    crc32: u32,
+    read: u64,
+}
+
+impl Read for CheckedMember {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.size.saturating_sub(self.read);
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let Some(window) = buf.get_mut(..want) else {
+            return Ok(0);
+        };
+        let n = if window.is_empty() {
+            // At the declared size: the member must end here.
+            let mut probe = [0u8; 1];
+            if !buf.is_empty() && self.inner.read(&mut probe)? > 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("zip member longer than its declared {} bytes", self.size),
+                ));
+            }
+            0
+        } else {
+            self.inner.read(window)?
+        };
+        self.read = self.read.saturating_add(n as u64);
+        if n == 0 && !buf.is_empty() {
+            if self.read != self.size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "zip member ends after {} of its declared {} bytes",
+                        self.read, self.size
+                    ),
+                ));
+            }
+            if self.inner.crc().sum() != self.crc32 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "zip member fails its CRC-32 check",
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A zip member read whole (the zip crate checks its CRC), up to [`MAX_ZIP_MEMBER_BYTES`].
+fn read_member_whole(
+    archive: &mut zip::ZipArchive<File>,
+    index: usize,
+) -> Result<Vec<u8>, HostError> {
+    let mut member = archive.by_index(index).map_err(|e| HostError::Container {
         container: "zip",
-        reason: "no member other than AppleDouble entries".to_owned(),
-    })
+        reason: e.to_string(),
+    })?;
+    let mut data = Vec::new();
+    (&mut member)
+        .take(MAX_ZIP_MEMBER_BYTES.saturating_add(1))
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Open a zip member held in memory.
+fn open_member_bytes(
+    data: Vec<u8>,
+    name: &str,
+    opts: &OpenOptions,
+) -> Result<BoxedAdapter, HostError> {
+    if data.len() as u64 > MAX_ZIP_MEMBER_BYTES {
+        return Err(HostError::TooLarge {
+            what: "zip member",
+            cap: MAX_ZIP_MEMBER_BYTES,
+        });
+    }
+    let fmt = match opts.format {
+        Some(f) => f,
+        None => {
+            let head = data.get(..data.len().min(8192)).unwrap_or(&[]);
+            detect_format(head, Some(name))
+                .ok_or_else(|| HostError::UnsupportedFormat(format!("zip member {name}")))?
+        }
+    };
+    open_reader_opts(std::io::Cursor::new(data), fmt, opts)
 }
 
 /// Normalized JSON lines ([`jsonl::JsonlReader`]) with per-file stats.
@@ -762,35 +947,6 @@ pub(crate) fn html_unescape(s: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Whether a file name is a crypto library the host half of the analytics cares about.
-/// A small built-in list; the engine's `crypto_libs` table is the reference.
-pub(crate) fn is_crypto_library(path: &str) -> bool {
-    let base = path
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(path)
-        .to_ascii_lowercase();
-    const NAMES: [&str; 16] = [
-        "libcrypto",
-        "libssl",
-        "libgnutls",
-        "libnss3",
-        "libsodium",
-        "libgcrypt",
-        "libmbedcrypto",
-        "libmbedtls",
-        "libwolfssl",
-        "libnettle",
-        "libhogweed",
-        "libboringssl",
-        "libcommoncrypto",
-        "libcorecrypto",
-        "libtls",
-        "libsoftokn3",
-    ];
-    NAMES.iter().any(|n| base.starts_with(n))
 }
 
 /// Build a canonical connection from the local and remote endpoints.
@@ -940,10 +1096,6 @@ mod tests {
             split_host_port("10.0.0.5:50514"),
             Some(("10.0.0.5".parse().unwrap(), 50514))
         );
-        assert!(is_crypto_library(
-            "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
-        ));
-        assert!(!is_crypto_library("/usr/lib/libc.so.6"));
     }
 
     proptest::proptest! {
@@ -980,6 +1132,36 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Two normalized events as a zip member written by the zip crate, in a temp file.
+    fn zipped_jsonl(method: zip::CompressionMethod) -> (tempfile::TempDir, std::path::PathBuf) {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.zip");
+        let mut w = zip::ZipWriter::new(File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        w.start_file("__MACOSX/._events.jsonl", opts).unwrap();
+        w.write_all(b"\0\x05\x16\x07AppleDouble").unwrap();
+        w.start_file("events.jsonl", opts).unwrap();
+        for pid in [7, 8] {
+            writeln!(w, "{{\"timestamp\":\"2026-11-22T10:00:03Z\",\"host\":\"h\",\"platform\":\"linux\",\"event\":\"process_exit\",\"pid\":{pid}}}").unwrap();
+        }
+        w.finish().unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn zip_members_stream_whether_stored_or_deflated() {
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
+            let (_dir, path) = zipped_jsonl(method);
+            let items: Vec<_> = open_host_file(&path, None, None).unwrap().collect();
+            assert_eq!(items.len(), 2, "{method:?}: {items:?}");
+            assert!(items.iter().all(Result::is_ok), "{method:?}");
         }
     }
 
