@@ -108,6 +108,15 @@ fn payloads(c: &mut C) {
         g.bench_with_input(BenchmarkId::new("randomness", "auto"), &buf, |b, buf| {
             b.iter(|| black_box(Randomness::of(black_box(buf))))
         });
+        // Skewed text of the same size: the case one table handles worst.
+        let skewed = text(size);
+        for k in Kernel::available() {
+            g.bench_with_input(
+                BenchmarkId::new("histogram_entropy_text", k.name()),
+                &skewed,
+                |b, buf| b.iter(|| black_box(k.histogram(black_box(buf)).bits_per_byte())),
+            );
+        }
         g.finish();
     }
 }

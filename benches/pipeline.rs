@@ -104,5 +104,32 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The entropy stage's share of the per-packet cost: one worker with the default
+/// window, against the same run with a 1-byte window (each flow direction's
+/// accumulator fills on its first payload byte, so entropy does almost no work).
+fn entropy_share(c: &mut Criterion) {
+    let file = capture();
+    let mut g = c.benchmark_group("pipeline_entropy_share");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(u64::from(PACKETS)));
+    for (name, window) in [("window_4096", 4096usize), ("window_1", 1)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut cfg = Config::default();
+                cfg.entropy.window = window;
+                let pcfg = PipelineConfig {
+                    workers: 1,
+                    ..PipelineConfig::default()
+                };
+                let mut p = Pipeline::new(cfg, pcfg, Vec::<Event>::new()).expect("pipeline");
+                p.replay(&file).expect("replay");
+                let (events, stats) = p.finish().expect("finish");
+                (events.len(), stats.dispatch.packets)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, entropy_share);
 criterion_main!(benches);

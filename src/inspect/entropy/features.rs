@@ -1,8 +1,13 @@
 //! Byte features beside the histogram: printable bytes, set bits and printable runs.
 //!
-//! Every kernel computes these in the same pass as its histogram; the reference
-//! kernel computes them with the plainest loop, and the test suite checks that every
-//! kernel's values equal the reference's.
+//! The number of printable bytes and of set bits are functions of the histogram:
+//! they are derived from it at verdict time, as dot products with the constant
+//! per-value tables [`PRINTABLE_TABLE`] and [`POPCOUNT_TABLE`], instead of per byte.
+//! The longest printable run depends on byte order, so kernels track it in their
+//! pass (only when asked). The reference kernel computes all three with the plainest
+//! per-byte loop, and the test suite checks that the derived values equal it.
+
+use super::histogram::Counter;
 
 /// How many leading bytes [`Randomness::first_bytes_printable`](super::Randomness)
 /// looks at. Six bytes cover the magic of the cleartext protocols that announce
@@ -21,7 +26,40 @@ pub const fn is_printable(b: u8) -> bool {
 /// Number of printable byte values, out of 256.
 pub(crate) const PRINTABLE_VALUES: u32 = 98;
 
-/// Counters every kernel keeps beside the histogram.
+/// 1 for each printable byte value ([`is_printable`]), 0 otherwise.
+pub(crate) const PRINTABLE_TABLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_printable(b as u8) as u8;
+        b += 1;
+    }
+    t
+};
+
+/// The number of set bits of each byte value.
+pub(crate) const POPCOUNT_TABLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).count_ones() as u8;
+        b += 1;
+    }
+    t
+};
+
+/// `Σ counts[b] · weights[b]`: with [`PRINTABLE_TABLE`] the number of printable bytes,
+/// with [`POPCOUNT_TABLE`] the number of set bits.
+///
+/// Wrapping arithmetic cannot wrap: the counts sum to a number of bytes held in
+/// memory (below 2^57 on every 64-bit target) and each weight is at most 8.
+#[inline]
+pub(crate) fn weighted_sum<C: Counter>(counts: &[C; 256], weights: &[u8; 256]) -> u64 {
+    C::weighted_sum(counts, weights)
+}
+
+/// The features the reference kernel computes byte by byte, for comparison with the
+/// values the fast paths derive from the histogram and their run tracking.
 ///
 /// Integers only, so that kernels can be compared with the reference exactly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! # Two entry points
 //!
 //! * [`Randomness::of`] measures one slice in one pass.
-//! * [`EntropyAccumulator`] lives in each flow direction (528 bytes: `u16` counters
+//! * [`EntropyAccumulator`] lives in each flow direction (522 bytes: `u16` counters
 //!   bounded by its window) and grows packet by packet with
 //!   [`update`](EntropyAccumulator::update); it is evaluated only at verdict points with
 //!   [`randomness`](EntropyAccumulator::randomness), never recomputed from scratch.
@@ -37,9 +37,10 @@
 //!
 //! # Kernels
 //!
-//! A kernel computes the histogram and the integer features in one pass:
-//! `reference` (the plain oracle), `portable` (unrolled scalar, four sub-histograms
-//! for large inputs) and, on x86_64 CPUs that have it, `avx2`. The choice is made once
+//! A kernel computes the histogram, and the longest printable run when asked, in one
+//! pass: `reference` (the plain oracle), `portable` (unrolled scalar, four
+//! sub-histograms for large inputs) and, on x86_64 CPUs that have it, `avx2`. The
+//! printable and set-bit counts are derived from the histogram at verdict time. The choice is made once
 //! ([`Kernel::auto`], cached) or forced with [`KernelChoice`]; never per payload. Every
 //! kernel's histogram and features equal the reference's exactly, and entropy comes
 //! from the histogram through one shared function, so the choice never changes a
@@ -66,7 +67,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use features::{ByteStats, RunState};
+use features::{POPCOUNT_TABLE, PRINTABLE_TABLE, RunState, weighted_sum};
 use histogram::Counter;
 
 pub use features::{FIRST_BYTES, is_printable};
@@ -209,23 +210,30 @@ impl Kernel {
         }
     }
 
-    /// The histogram and features of `bytes`.
+    /// The byte histogram of `bytes` (no per-byte feature work: printable and set-bit
+    /// counts are derived from it).
     pub fn histogram(self, bytes: &[u8]) -> ByteHistogram {
         let mut h = ByteHistogram::default();
-        self.count(bytes, &mut h.counts, &mut h.stats);
+        self.count::<_, false>(bytes, &mut h.counts, &mut RunState::default());
         h.len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         h
     }
 
-    /// Adds `bytes` to `counts` and `stats`. `counts` must have room for them (always
-    /// true for `u64`; the accumulator bounds its `u16` counters by its window).
-    fn count<C: Counter>(self, bytes: &[u8], counts: &mut [C; 256], stats: &mut ByteStats) {
+    /// Adds `bytes` to `counts`, and feeds their printable flags to `run` when `RUN`.
+    /// `counts` must have room for them (always true for `u64`; the accumulator bounds
+    /// its `u16` counters by its window).
+    fn count<C: Counter, const RUN: bool>(
+        self,
+        bytes: &[u8],
+        counts: &mut [C; 256],
+        run: &mut RunState,
+    ) {
         for chunk in bytes.chunks(KERNEL_CHUNK) {
             match self.imp {
-                Imp::Reference => reference::count(chunk, counts, stats),
-                Imp::Portable => portable::count(chunk, counts, stats),
+                Imp::Reference => reference::count::<C, RUN>(chunk, counts, run),
+                Imp::Portable => portable::count::<C, RUN>(chunk, counts, run),
                 #[cfg(target_arch = "x86_64")]
-                Imp::Avx2(k) => k.count(chunk, counts, stats),
+                Imp::Avx2(k) => k.count::<C, RUN>(chunk, counts, run),
             }
         }
     }
@@ -284,23 +292,24 @@ impl Randomness {
 
     /// Measures `bytes` with `kernel`.
     pub fn of_with(kernel: Kernel, bytes: &[u8]) -> Randomness {
-        let h = kernel.histogram(bytes);
+        let mut counts = [0u64; 256];
+        let mut run = RunState::default();
+        kernel.count::<_, true>(bytes, &mut counts, &mut run);
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         let first = !bytes.is_empty() && bytes.iter().take(FIRST_BYTES).all(|&b| is_printable(b));
-        Randomness::from_parts(&h.counts, h.len, h.stats, first)
+        Randomness::from_parts(&counts, len, run.longest, first)
     }
 
-    /// Measures a histogram already built (its first bytes are unknown to it, so
-    /// `first_bytes_printable` is passed in).
-    pub fn from_histogram(h: &ByteHistogram, first_bytes_printable: bool) -> Randomness {
-        Randomness::from_parts(&h.counts, h.len, h.stats, first_bytes_printable)
-    }
-
+    /// `longest_run` and `first` come from the pass over the bytes; everything else is
+    /// derived from the histogram.
     fn from_parts<C: Counter>(
         counts: &[C; 256],
         len: u64,
-        s: ByteStats,
+        longest_run: u64,
         first: bool,
     ) -> Randomness {
+        let printable = weighted_sum(counts, &PRINTABLE_TABLE);
+        let popcount = weighted_sum(counts, &POPCOUNT_TABLE);
         let bits = histogram::entropy_bits(counts, len);
         let m = stats::moments(len);
         let sd = m.var.sqrt();
@@ -313,7 +322,7 @@ impl Randomness {
         };
         let z_score = if sd > 0.0 { (bits - m.mean) / sd } else { 0.0 };
         let p_entropy = stats::entropy_p_value(bits, len, m);
-        let p_printable = stats::printable_p_value(s.printable, len);
+        let p_printable = stats::printable_p_value(printable, len);
         let chi_square = if len == 0 {
             0.0
         } else {
@@ -326,10 +335,10 @@ impl Randomness {
             score,
             z_score,
             p_value: (2.0 * p_entropy.min(p_printable)).min(1.0),
-            printable_ratio: ratio(s.printable),
-            popcount_mean: ratio(s.popcount),
+            printable_ratio: ratio(printable),
+            popcount_mean: ratio(popcount),
             chi_square,
-            longest_printable_run: s.run.longest,
+            longest_printable_run: longest_run,
             first_bytes_printable: first,
         }
     }
@@ -349,17 +358,15 @@ impl Randomness {
 
 /// Randomness of one flow direction, grown packet by packet up to a window.
 ///
-/// Small (528 bytes: 256 `u16` counters and a few fields) so that it can live in every
+/// Small (522 bytes: 256 `u16` counters and a few fields) so that it can live in every
 /// flow direction; [`reset`](EntropyAccumulator::reset) is a 512-byte clear.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntropyAccumulator {
     counts: [u16; 256],
     len: u16,
     window: u16,
-    printable: u16,
     run_current: u16,
     run_longest: u16,
-    popcount: u32,
     /// How many of the first [`FIRST_BYTES`] bytes were checked, and whether all
     /// of them were printable.
     prefix_seen: u8,
@@ -380,10 +387,8 @@ impl EntropyAccumulator {
             counts: [0; 256],
             len: 0,
             window: u16::try_from(window).unwrap_or(u16::MAX),
-            printable: 0,
             run_current: 0,
             run_longest: 0,
-            popcount: 0,
             prefix_seen: 0,
             prefix_printable: true,
         }
@@ -410,23 +415,16 @@ impl EntropyAccumulator {
             self.prefix_printable &= is_printable(b);
             self.prefix_seen = self.prefix_seen.saturating_add(1);
         }
-        let mut s = ByteStats {
-            printable: 0,
-            popcount: 0,
-            run: RunState {
-                current: self.run_current.into(),
-                longest: self.run_longest.into(),
-            },
+        let mut run = RunState {
+            current: self.run_current.into(),
+            longest: self.run_longest.into(),
         };
-        kernel.count(chunk, &mut self.counts, &mut s);
-        // Every quantity below is bounded by the window (popcount by 8 × window).
+        kernel.count::<_, true>(chunk, &mut self.counts, &mut run);
+        // Every quantity below is bounded by the window.
         let narrow = |x: u64| u16::try_from(x).unwrap_or(u16::MAX);
         self.len = narrow(u64::from(self.len).saturating_add(take as u64));
-        self.printable = narrow(u64::from(self.printable).saturating_add(s.printable));
-        self.popcount =
-            u32::try_from(u64::from(self.popcount).saturating_add(s.popcount)).unwrap_or(u32::MAX);
-        self.run_current = narrow(s.run.current);
-        self.run_longest = narrow(s.run.longest);
+        self.run_current = narrow(run.current);
+        self.run_longest = narrow(run.longest);
         take
     }
 
@@ -453,16 +451,13 @@ impl EntropyAccumulator {
     /// The randomness of the bytes measured so far. Equal to [`Randomness::of`] on
     /// their concatenation.
     pub fn randomness(&self) -> Randomness {
-        let s = ByteStats {
-            printable: self.printable.into(),
-            popcount: self.popcount.into(),
-            run: RunState {
-                current: self.run_current.into(),
-                longest: self.run_longest.into(),
-            },
-        };
         let first = self.len > 0 && self.prefix_printable;
-        Randomness::from_parts(&self.counts, self.len.into(), s, first)
+        Randomness::from_parts(
+            &self.counts,
+            self.len.into(),
+            self.run_longest.into(),
+            first,
+        )
     }
 
     /// Forgets everything measured; keeps the window.

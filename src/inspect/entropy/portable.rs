@@ -3,11 +3,12 @@
 //! Histogramming is bound by the store-to-load chain of a counter that two nearby
 //! bytes both increment. Small payloads count straight into the caller's table (the
 //! fixed cost of extra tables would dominate); larger ones spread consecutive bytes
-//! over four private `u32` sub-histograms, merged once at the end. The features
-//! (printable mask, set bits) are computed a 64-bit word at a time with
-//! SIMD-within-a-register arithmetic, in the same pass.
+//! over four private `u32` sub-histograms, merged once at the end. Printable and
+//! set-bit counts are derived from the histogram later; only when the caller tracks
+//! the printable run does the pass classify bytes, a 64-bit word at a time with
+//! SIMD-within-a-register arithmetic.
 
-use super::features::{ByteStats, is_printable, printable_mask8};
+use super::features::{RunState, is_printable, printable_mask8};
 use super::histogram::Counter;
 
 /// Payloads at least this long use four sub-histograms (measured with
@@ -76,51 +77,47 @@ pub(crate) fn scatter_block<T: Tables>(block: &[u8; 64], tables: &mut T) {
     }
 }
 
-/// Counts bytes shorter than a block, one at a time, with their features.
+/// Counts bytes shorter than a block one at a time, feeding their printable flags to
+/// `run` when `RUN`.
 #[inline(always)]
-pub(crate) fn tail<T: Tables>(bytes: &[u8], tables: &mut T, stats: &mut ByteStats) {
-    let mut printable = 0u64;
-    let mut popcount = 0u64;
+pub(crate) fn tail<T: Tables, const RUN: bool>(bytes: &[u8], tables: &mut T, run: &mut RunState) {
     for &b in bytes {
         tables.bump(0, b);
-        let p = is_printable(b);
-        printable += u64::from(p);
-        popcount += u64::from(b.count_ones());
-        stats.run.push(p);
+        if RUN {
+            run.push(is_printable(b));
+        }
     }
-    stats.printable = stats.printable.saturating_add(printable);
-    stats.popcount = stats.popcount.saturating_add(popcount);
 }
 
 #[inline(always)]
-fn blocks<T: Tables>(bytes: &[u8], tables: &mut T, stats: &mut ByteStats) {
+fn blocks<T: Tables, const RUN: bool>(bytes: &[u8], tables: &mut T, run: &mut RunState) {
     let (blocks, rest) = bytes.as_chunks::<64>();
-    let mut printable = 0u64;
-    let mut popcount = 0u64;
     for block in blocks {
-        let mut mask = 0u64;
-        let (words, _) = block.as_chunks::<8>();
-        for (i, word) in words.iter().enumerate() {
-            let w = u64::from_le_bytes(*word);
-            popcount += u64::from(w.count_ones());
-            mask |= printable_mask8(w) << (8 * i);
+        if RUN {
+            let mut mask = 0u64;
+            let (words, _) = block.as_chunks::<8>();
+            for (i, word) in words.iter().enumerate() {
+                mask |= printable_mask8(u64::from_le_bytes(*word)) << (8 * i);
+            }
+            run.push_mask64(mask);
         }
-        printable += u64::from(mask.count_ones());
-        stats.run.push_mask64(mask);
         scatter_block(block, tables);
     }
-    stats.printable = stats.printable.saturating_add(printable);
-    stats.popcount = stats.popcount.saturating_add(popcount);
-    tail(rest, tables, stats);
+    tail::<T, RUN>(rest, tables, run);
 }
 
-/// Adds `bytes` (at most `u32::MAX` of them) to `counts` and `stats`.
-pub(crate) fn count<C: Counter>(bytes: &[u8], counts: &mut [C; 256], stats: &mut ByteStats) {
+/// Adds `bytes` (at most `u32::MAX` of them) to `counts`, and feeds their printable
+/// flags to `run` when `RUN`.
+pub(crate) fn count<C: Counter, const RUN: bool>(
+    bytes: &[u8],
+    counts: &mut [C; 256],
+    run: &mut RunState,
+) {
     if bytes.len() < MULTI_TABLE_MIN {
-        blocks(bytes, &mut One(counts), stats);
+        blocks::<_, RUN>(bytes, &mut One(counts), run);
     } else {
         let mut four = Four::new();
-        blocks(bytes, &mut four, stats);
+        blocks::<_, RUN>(bytes, &mut four, run);
         four.merge_into(counts);
     }
 }

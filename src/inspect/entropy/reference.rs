@@ -2,14 +2,11 @@
 //!
 //! Never optimise this file. Every other kernel is tested against it.
 
-use super::features::{ByteStats, is_printable};
+use super::features::{ByteStats, RunState, is_printable};
 use super::histogram::Counter;
 
 /// Counts `bytes` into a fresh `[u64; 256]` and its features, one byte at a time.
-pub(crate) fn histogram(
-    bytes: &[u8],
-    run_in: super::features::RunState,
-) -> ([u64; 256], ByteStats) {
+pub(crate) fn histogram(bytes: &[u8], run_in: RunState) -> ([u64; 256], ByteStats) {
     let mut counts = [0u64; 256];
     let mut stats = ByteStats {
         run: run_in,
@@ -26,14 +23,19 @@ pub(crate) fn histogram(
     (counts, stats)
 }
 
-/// Adds `bytes` to `counts` and `stats` through [`histogram`].
-pub(crate) fn count<C: Counter>(bytes: &[u8], counts: &mut [C; 256], stats: &mut ByteStats) {
-    let (fresh, s) = histogram(bytes, stats.run);
+/// Adds `bytes` to `counts` through [`histogram`], and feeds their printable flags to
+/// `run` when `RUN`.
+pub(crate) fn count<C: Counter, const RUN: bool>(
+    bytes: &[u8],
+    counts: &mut [C; 256],
+    run: &mut RunState,
+) {
+    let (fresh, s) = histogram(bytes, *run);
     for (c, f) in counts.iter_mut().zip(fresh) {
         // A chunk handed to a kernel is at most u32::MAX bytes (see `Kernel::count`).
         c.add(f as u32);
     }
-    stats.printable = stats.printable.saturating_add(s.printable);
-    stats.popcount = stats.popcount.saturating_add(s.popcount);
-    stats.run = s.run;
+    if RUN {
+        *run = s.run;
+    }
 }

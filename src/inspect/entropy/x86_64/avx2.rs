@@ -2,20 +2,18 @@
 //!
 //! The histogram itself stays a scalar scatter (AVX2 has no scatter, and gathers of
 //! counters would still serialise on equal bytes); it is the portable kernel's scatter
-//! loop, inlined here. AVX2 takes over the features: the printable classification
-//! becomes five compares and one `movemask` per 32 bytes (the portable kernel spends
-//! about thirty scalar operations per 8 bytes on it), and the set-bit count becomes a
-//! nibble table lookup (`vpshufb`) summed with `vpsadbw`.
+//! loop, inlined here. AVX2 takes over the printable classification that run tracking
+//! needs: five compares and one `movemask` per 32 bytes (the portable kernel spends
+//! about thirty scalar operations per 8 bytes on it). Printable and set-bit counts are
+//! derived from the histogram, as in every kernel.
 #![allow(unsafe_code)] // reason: unaligned vector loads and the feature-gated call (STYLE.md §3)
 
 use core::arch::x86_64::{
-    __m256i, _mm256_add_epi8, _mm256_add_epi64, _mm256_and_si256, _mm256_andnot_si256,
-    _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_extract_epi64, _mm256_loadu_si256,
-    _mm256_movemask_epi8, _mm256_or_si256, _mm256_sad_epu8, _mm256_set1_epi8, _mm256_setr_epi8,
-    _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi16,
+    __m256i, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+    _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
 };
 
-use crate::inspect::entropy::features::ByteStats;
+use crate::inspect::entropy::features::RunState;
 use crate::inspect::entropy::histogram::Counter;
 use crate::inspect::entropy::portable::{Four, MULTI_TABLE_MIN, One, Tables, scatter_block, tail};
 
@@ -35,26 +33,31 @@ impl Avx2 {
         }
     }
 
-    /// Adds `bytes` (at most `u32::MAX` of them) to `counts` and `stats`.
+    /// Adds `bytes` (at most `u32::MAX` of them) to `counts`, and feeds their printable
+    /// flags to `run` when `RUN`.
     #[inline]
-    pub(crate) fn count<C: Counter>(
+    pub(crate) fn count<C: Counter, const RUN: bool>(
         self,
         bytes: &[u8],
         counts: &mut [C; 256],
-        stats: &mut ByteStats,
+        run: &mut RunState,
     ) {
         // SAFETY: `self` exists only if `Avx2::new` found AVX2 on this CPU.
-        unsafe { count_avx2(bytes, counts, stats) }
+        unsafe { count_avx2::<C, RUN>(bytes, counts, run) }
     }
 }
 
 #[target_feature(enable = "avx2")]
-fn count_avx2<C: Counter>(bytes: &[u8], counts: &mut [C; 256], stats: &mut ByteStats) {
+fn count_avx2<C: Counter, const RUN: bool>(
+    bytes: &[u8],
+    counts: &mut [C; 256],
+    run: &mut RunState,
+) {
     if bytes.len() < MULTI_TABLE_MIN {
-        blocks(bytes, &mut One(counts), stats);
+        blocks::<_, RUN>(bytes, &mut One(counts), run);
     } else {
         let mut four = Four::new();
-        blocks(bytes, &mut four, stats);
+        blocks::<_, RUN>(bytes, &mut four, run);
         four.merge_into(counts);
     }
 }
@@ -80,47 +83,19 @@ fn printable_mask32(v: __m256i) -> u64 {
     u64::from(_mm256_movemask_epi8(p) as u32)
 }
 
-/// Per-byte set-bit counts of 32 bytes (each 0..=8).
 #[target_feature(enable = "avx2")]
-fn popcount_bytes(v: __m256i) -> __m256i {
-    let lut = _mm256_setr_epi8(
-        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
-        3, 4,
-    );
-    let nibble = _mm256_set1_epi8(0x0F);
-    let lo = _mm256_and_si256(v, nibble);
-    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
-    _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
-}
-
-#[target_feature(enable = "avx2")]
-fn blocks<T: Tables>(bytes: &[u8], tables: &mut T, stats: &mut ByteStats) {
+fn blocks<T: Tables, const RUN: bool>(bytes: &[u8], tables: &mut T, run: &mut RunState) {
     let (blocks, rest) = bytes.as_chunks::<64>();
-    let zero = _mm256_setzero_si256();
-    let mut pop = _mm256_setzero_si256();
-    let mut printable = 0u64;
     for block in blocks {
-        let mut mask = 0u64;
-        let (halves, _) = block.as_chunks::<32>();
-        for (i, half) in halves.iter().enumerate() {
-            let v = load(half);
-            mask |= printable_mask32(v) << (32 * i);
-            // vpsadbw sums each 8 byte counts (<= 64) into one 64-bit lane.
-            pop = _mm256_add_epi64(pop, _mm256_sad_epu8(popcount_bytes(v), zero));
+        if RUN {
+            let mut mask = 0u64;
+            let (halves, _) = block.as_chunks::<32>();
+            for (i, half) in halves.iter().enumerate() {
+                mask |= printable_mask32(load(half)) << (32 * i);
+            }
+            run.push_mask64(mask);
         }
-        printable += u64::from(mask.count_ones());
-        stats.run.push_mask64(mask);
         scatter_block(block, tables);
     }
-    let lanes = [
-        _mm256_extract_epi64::<0>(pop),
-        _mm256_extract_epi64::<1>(pop),
-        _mm256_extract_epi64::<2>(pop),
-        _mm256_extract_epi64::<3>(pop),
-    ];
-    // Each lane is a sum of non-negative byte counts far below i64::MAX.
-    let popcount = lanes.iter().fold(0u64, |s, &l| s.saturating_add(l as u64));
-    stats.printable = stats.printable.saturating_add(printable);
-    stats.popcount = stats.popcount.saturating_add(popcount);
-    tail(rest, tables, stats);
+    tail::<T, RUN>(rest, tables, run);
 }
