@@ -156,7 +156,17 @@ impl Stages {
             content: f.content[0].or(f.content[1]),
             dirs: [dir_ev(0), dir_ev(1)],
             start_seen: flow.proto != decode::ip_proto::TCP || flow.initiator_by == "syn",
-            duration_ns: ts.saturating_sub(flow.start),
+            // The rate that matters is the payload's: a connection can sit idle before
+            // it carries data (a relay waiting for its pipeline), which would make a bulk
+            // stream look slow if timed from the SYN.
+            duration_ns: ts.saturating_sub(
+                f.first_payload
+                    .iter()
+                    .flatten()
+                    .min()
+                    .copied()
+                    .unwrap_or(flow.start),
+            ),
             ended,
         };
         // During the opening exchange, wait while the recognisers still want bytes: a

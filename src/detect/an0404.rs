@@ -220,7 +220,7 @@ pub struct An0404Config {
     /// VPN-like traffic (severity one step down); below it, as low-volume beacon-like
     /// traffic (one step up). Default: 1 000 000.
     pub traffic_volume_threshold: u64,
-    /// Bytes per second (both directions, from the flow's first packet to the verdict) at
+    /// Bytes per second (both directions, from the flow's first payload to the verdict) at
     /// or above which an open flow that moved at least [`BULK_RATE_MIN_BYTES`] is too fast
     /// to rank as a low-volume beacon before its volume is known (no severity step).
     /// Default: 125 000 (1 Mbit/s).
@@ -317,7 +317,8 @@ pub struct FlowEvidence<'a> {
     /// Whether the flow's start was seen (TCP: the SYN), so the sampled bytes are the
     /// first of each direction. Always true for UDP and other transports.
     pub start_seen: bool,
-    /// Nanoseconds from the flow's first packet to this evaluation.
+    /// Nanoseconds from the flow's first payload byte (its first packet when it has no
+    /// payload) to this evaluation.
     pub duration_ns: u64,
     /// Whether the flow has ended (its volume is final).
     pub ended: bool,
