@@ -893,6 +893,25 @@ impl Inner {
                 Some(&[a, b]) => usize::from(u16::from_be_bytes([a, b])),
                 _ => 0,
             };
+            // After the hellos, DTLS 1.3 protects records with the unified header
+            // (RFC 9147 §4: 0b001CSLEE) and DTLS 1.2 with connection IDs uses `tls12_cid`
+            // records (RFC 9146, type 25). Neither is readable here, and a record with a
+            // connection id cannot even be delimited without the negotiated id length.
+            if self.has_hello && (ct & 0xe0 == 0x20 || (ct == 25 && maj == 0xfe)) {
+                let c = self.counters_mut(dir);
+                c.records = c.records.saturating_add(1);
+                match unified_header_len(ct, rest) {
+                    Some(next) => {
+                        rest = rest.get(next..).unwrap_or(&[]);
+                        first = false;
+                        continue;
+                    }
+                    // A connection id or no length field: the record runs to the
+                    // datagram's end, or cannot be delimited. Either way nothing more of
+                    // this datagram is readable.
+                    None => return,
+                }
+            }
             let plausible = (20..=24).contains(&ct) && maj == 0xfe && rest.len() >= 13;
             if !plausible {
                 if first && !self.has_hello {
@@ -961,6 +980,25 @@ impl Inner {
             self.summary.anomalies.insert(TlsAnomaly::MalformedRecord);
         }
     }
+}
+
+/// Bytes taken by a DTLS 1.3 unified-header record (header + body) that starts `rec`,
+/// when it can be delimited: no connection id (C bit clear) and an explicit length (L bit
+/// set). `None` otherwise (the record then runs to the end of the datagram, or its
+/// connection id has a length only the handshake knows). `tls12_cid` records always carry
+/// a connection id, so they give `None` too.
+fn unified_header_len(first: u8, rec: &[u8]) -> Option<usize> {
+    if first & 0xe0 != 0x20 || first & 0x10 != 0 || first & 0x04 == 0 {
+        return None;
+    }
+    let seq_len = if first & 0x08 != 0 { 2 } else { 1 };
+    let len_at = 1 + seq_len;
+    let len = match rec.get(len_at..len_at + 2) {
+        Some(&[a, b]) => usize::from(u16::from_be_bytes([a, b])),
+        _ => return None,
+    };
+    let total = (len_at + 2).saturating_add(len);
+    (total <= rec.len()).then_some(total)
 }
 
 fn cert_list(body: &[u8]) -> Option<&[u8]> {

@@ -796,3 +796,30 @@ fn sslv2_compatible_client_hello_is_summarised_without_ja3() {
     assert!(!s.anomalies.contains(TlsAnomaly::MissingSni));
     assert_eq!(s.offered_versions, vec!["TLS 1.0"]);
 }
+
+/// RFC 9147 §4 unified header: 0b001CSLEE, then the connection id (C), an 8- or 16-bit
+/// sequence number (S), and a 16-bit length (L). Only records without a connection id and
+/// with a length can be delimited by an observer.
+#[test]
+fn dtls13_unified_header_is_delimited_only_with_length_and_no_connection_id() {
+    // S=1 (16-bit seq), L=1, no CID: 1 + 2 + 2 header bytes, then 3 body bytes.
+    let rec = [0x2c, 0x00, 0x07, 0x00, 0x03, 0xaa, 0xbb, 0xcc, 0x2c];
+    assert_eq!(unified_header_len(0x2c, &rec), Some(8));
+    // S=0 (8-bit seq), L=1: 1 + 1 + 2, then 1 body byte.
+    assert_eq!(
+        unified_header_len(0x24, &[0x24, 0x01, 0x00, 0x01, 0xff]),
+        Some(5)
+    );
+    // C bit: the connection id's length is only known to the endpoints.
+    assert_eq!(unified_header_len(0x3c, &rec), None);
+    // No L bit: the record runs to the end of the datagram.
+    assert_eq!(unified_header_len(0x28, &rec), None);
+    // Length beyond the datagram, or a truncated header.
+    assert_eq!(
+        unified_header_len(0x2c, &[0x2c, 0x00, 0x07, 0x01, 0x00, 0xaa]),
+        None
+    );
+    assert_eq!(unified_header_len(0x2c, &[0x2c, 0x00]), None);
+    // Not a unified header at all (a DTLS 1.2 handshake record's first byte).
+    assert_eq!(unified_header_len(22, &rec), None);
+}
