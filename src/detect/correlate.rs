@@ -80,6 +80,50 @@ pub struct CorrelationConfig {
     pub guid_max_skew_secs: u64,
     /// Most flows with a per-flow record at once. Default 65 536.
     pub max_flows: usize,
+    /// Known clock offsets of individual hosts: host name → seconds its clock runs ahead
+    /// of the sensor's (negative: behind). A configured host is never estimated.
+    /// Default: empty.
+    pub host_clock_offset_secs: BTreeMap<String, i64>,
+    /// Estimate each host's clock offset from connections seen on both host and wire
+    /// (joined on the full 5-tuple): the median of the last
+    /// [`SKEW_SAMPLES`] offsets, used once [`SKEW_MIN_SAMPLES`] agree on it. Joins of
+    /// that host are then timed on the corrected clock. Default: true.
+    pub estimate_clock_skew: bool,
+}
+
+/// Offsets kept per host for the clock-skew estimate.
+pub const SKEW_SAMPLES: usize = 15;
+/// Joined connections a host needs before its estimated offset is used.
+pub const SKEW_MIN_SAMPLES: usize = 3;
+/// Hosts with a clock-skew estimate at once (beyond it, new hosts are not estimated).
+const MAX_SKEW_HOSTS: usize = 4096;
+
+/// The last few host-minus-sensor offsets of one host.
+#[derive(Clone, Debug, Default)]
+struct SkewTrack {
+    samples: [i64; SKEW_SAMPLES],
+    len: usize,
+    next: usize,
+}
+
+impl SkewTrack {
+    fn push(&mut self, ns: i64) {
+        if let Some(slot) = self.samples.get_mut(self.next) {
+            *slot = ns;
+        }
+        self.next = (self.next + 1) % SKEW_SAMPLES;
+        self.len = (self.len + 1).min(SKEW_SAMPLES);
+    }
+
+    /// The median offset, once there are enough samples.
+    fn estimate(&self) -> Option<i64> {
+        if self.len < SKEW_MIN_SAMPLES {
+            return None;
+        }
+        let mut v: Vec<i64> = self.samples.get(..self.len)?.to_vec();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    }
 }
 
 impl Default for CorrelationConfig {
@@ -89,6 +133,8 @@ impl Default for CorrelationConfig {
             time_window_secs: 300,
             guid_max_skew_secs: 172_800,
             max_flows: 65_536,
+            host_clock_offset_secs: BTreeMap::new(),
+            estimate_clock_skew: true,
         }
     }
 }
@@ -213,6 +259,10 @@ pub(crate) struct HostHalf {
     /// A load of at least `Weak` weight counted.
     pub(crate) loaded: bool,
     pub(crate) reasons: Vec<String>,
+}
+
+fn clamp_ns(ns: i128) -> i64 {
+    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn secs(ns: i128) -> String {
@@ -481,6 +531,7 @@ pub struct Correlator {
     baseline: Option<Baseline>,
     flows: HashMap<u64, FlowRecord>,
     stats: CorrelationStats,
+    skew: HashMap<String, SkewTrack>,
 }
 
 impl Correlator {
@@ -510,6 +561,7 @@ impl Correlator {
             baseline,
             flows: HashMap::new(),
             stats: CorrelationStats::default(),
+            skew: HashMap::new(),
         })
     }
 
@@ -521,6 +573,21 @@ impl Correlator {
     /// The baseline: what was learned (learn mode) or loaded (detect mode).
     pub fn baseline(&self) -> Option<&Baseline> {
         self.baseline.as_ref()
+    }
+
+    /// A host's clock minus the sensor's, nanoseconds, and where that figure comes from.
+    fn host_skew(&self, host: &str) -> (i64, Option<&'static str>) {
+        let c = &self.cfg.correlation;
+        if let Some(secs) = c.host_clock_offset_secs.get(host) {
+            let ns = i128::from(*secs) * i128::from(NS);
+            return (clamp_ns(ns), Some("configured"));
+        }
+        if c.estimate_clock_skew
+            && let Some(ns) = self.skew.get(host).and_then(SkewTrack::estimate)
+        {
+            return (ns, Some("estimated"));
+        }
+        (0, None)
     }
 
     fn join<'i>(
@@ -539,28 +606,29 @@ impl Correlator {
             .time_window_secs
             .saturating_add(c.clock_skew_secs)
             .saturating_mul(NS);
+        let skew_of = |h: &str| self.host_skew(h).0;
         let look = |w: u64| -> Option<(ConnMatch<'i>, bool)> {
             index
-                .lookup_connection(
+                .lookup_connection_per_host(
                     None,
                     proto,
                     (input.client.0, Some(input.client.1)),
                     input.server,
                     input.start,
                     w,
-                    0,
+                    &skew_of,
                 )
                 .map(|m| (m, true))
                 .or_else(|| {
                     index
-                        .lookup_connection(
+                        .lookup_connection_per_host(
                             None,
                             proto,
                             (input.server.0, Some(input.server.1)),
                             input.client,
                             input.start,
                             w,
-                            0,
+                            &skew_of,
                         )
                         .map(|m| (m, false))
                 })
@@ -577,6 +645,22 @@ impl Correlator {
             }
         };
         let q = m.quality;
+        let rec = m.process;
+        let (skew_ns, skew_source) = self.host_skew(&rec.host);
+        // A full 5-tuple match is the same connection seen twice: its raw offset is one
+        // sample of the host's clock offset (taken once per flow, at its first join).
+        if q.full_tuple && c.estimate_clock_skew && !self.flows.contains_key(&input.flow_id) {
+            let raw = i128::from(m.connection.ts.as_nanos()) - i128::from(input.start.as_nanos());
+            let room = self.skew.len() < MAX_SKEW_HOSTS;
+            if let Some(track) = self.skew.get_mut(&rec.host) {
+                track.push(clamp_ns(raw));
+            } else if room {
+                let mut track = SkewTrack::default();
+                track.push(clamp_ns(raw));
+                self.skew.insert(rec.host.clone(), track);
+            }
+        }
+        let c = &self.cfg.correlation;
         let s = &mut self.stats;
         s.joins_succeeded = s.joins_succeeded.saturating_add(1);
         if q.guid {
@@ -591,7 +675,6 @@ impl Correlator {
         if skewed {
             s.joins_guid_skewed = s.joins_guid_skewed.saturating_add(1);
         }
-        let rec = m.process;
         let how = match (q.full_tuple, q.guid) {
             (true, true) => "guid and full 5-tuple",
             (true, false) => "full 5-tuple",
@@ -614,6 +697,14 @@ impl Correlator {
                 " (the process accepted the flow)"
             }
         )];
+        if let Some(src) = skew_source.filter(|_| skew_ns != 0) {
+            reasons.push(format!(
+                "{}'s clock taken as {} {} the sensor's ({src})",
+                rec.host,
+                secs(i128::from(skew_ns).abs()),
+                if skew_ns > 0 { "ahead of" } else { "behind" }
+            ));
+        }
         if skewed {
             reasons.push(format!(
                 "host clock skew beyond the {} s window: joined on guid + 5-tuple only",
@@ -983,6 +1074,103 @@ mod tests {
             a.reasons
                 .iter()
                 .any(|r| r.contains("statically linked or not audited"))
+        );
+    }
+
+    /// A Linux host whose clock runs two hours ahead: three beacons from a guid-tracked
+    /// process join on guid + 5-tuple despite the skew, which teaches the correlator the
+    /// offset; a fourth connection from a process without a guid (no wide guid join
+    /// possible) then joins on the corrected clock. Without the estimate it does not.
+    fn skewed_host(estimate: bool, offsets: &[(&str, i64)]) -> (Vec<Option<String>>, Vec<String>) {
+        const AHEAD: i64 = 7_200_000;
+        let mut events = vec![
+            start(
+                "db-1",
+                "linux",
+                AHEAD,
+                100,
+                "/usr/bin/python3",
+                Some("g-100"),
+            ),
+            start("db-1", "linux", AHEAD, 200, "/usr/bin/perl", None),
+        ];
+        for i in 0..3u16 {
+            let at = 10_000 + i64::from(i) * 60_000;
+            events.push(connect(
+                "db-1",
+                "linux",
+                AHEAD + at + 5,
+                100,
+                ("10.1.0.5", 40_000 + i),
+                ("198.51.100.7", 4444),
+                Some("g-100"),
+            ));
+        }
+        events.push(connect(
+            "db-1",
+            "linux",
+            AHEAD + 400_000 + 5,
+            200,
+            ("10.1.0.5", 41_000),
+            ("198.51.100.7", 4444),
+            None,
+        ));
+        let idx = index(events);
+        let mut cfg = DetectConfig::default();
+        cfg.correlation.estimate_clock_skew = estimate;
+        for (h, secs) in offsets {
+            cfg.correlation
+                .host_clock_offset_secs
+                .insert((*h).to_owned(), *secs);
+        }
+        let mut c = correlator(&cfg);
+        let mut images = Vec::new();
+        let mut reasons = Vec::new();
+        for (n, (port, at)) in [
+            (40_000u16, 10_000i64),
+            (40_001, 70_000),
+            (40_002, 130_000),
+            (41_000, 400_000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut f = flow(("10.1.0.5", port), ("198.51.100.7", 4444), at, true);
+            f.flow_id = 100 + n as u64;
+            let j = c.join(&idx, &f);
+            images.push(j.as_ref().and_then(|j| j.record.image.clone()));
+            reasons.extend(j.map(|j| j.reasons).unwrap_or_default());
+        }
+        (images, reasons)
+    }
+
+    #[test]
+    fn host_clock_offset_learned_from_joined_connections_times_later_joins() {
+        let (images, reasons) = skewed_host(true, &[]);
+        let py = Some("/usr/bin/python3".to_owned());
+        assert_eq!(images[..3], [py.clone(), py.clone(), py], "{reasons:?}");
+        assert_eq!(images[3].as_deref(), Some("/usr/bin/perl"), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("db-1's clock taken as")
+                && r.contains("ahead of the sensor's (estimated)")),
+            "{reasons:?}"
+        );
+        // Without the estimate the guid-less process stays unjoined.
+        let (images, _) = skewed_host(false, &[]);
+        assert_eq!(images[3], None);
+    }
+
+    #[test]
+    fn configured_host_clock_offset_is_used_from_the_first_flow() {
+        let (images, reasons) = skewed_host(false, &[("db-1", 7_200)]);
+        assert_eq!(images[3].as_deref(), Some("/usr/bin/perl"), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("(configured)")),
+            "{reasons:?}"
+        );
+        assert!(
+            !reasons.iter().any(|r| r.contains("beyond the")),
+            "{reasons:?}"
         );
     }
 

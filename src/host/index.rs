@@ -643,6 +643,25 @@ impl HostIndex {
         window_ns: u64,
         skew_ns: i64,
     ) -> Option<ConnMatch<'_>> {
+        self.lookup_connection_per_host(host, proto, local, remote, ts, window_ns, &|_| skew_ns)
+    }
+
+    /// [`lookup_connection`](Self::lookup_connection) with each host's own clock skew:
+    /// `skew_of(host)` is that host's clock minus the sensor's, nanoseconds.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "lookup_connection's signature with a per-host skew"
+    )]
+    pub fn lookup_connection_per_host(
+        &self,
+        host: Option<&str>,
+        proto: HostProto,
+        local: (IpAddr, Option<u16>),
+        remote: (IpAddr, u16),
+        ts: Timestamp,
+        window_ns: u64,
+        skew_of: &dyn Fn(&str) -> i64,
+    ) -> Option<ConnMatch<'_>> {
         let dest_key = RemoteKey {
             proto,
             ip: remote.0.to_canonical(),
@@ -650,12 +669,13 @@ impl HostIndex {
             local_port: None,
         };
         let local_ip = local.0.to_canonical();
-        let states: Vec<&HostState> = match host {
-            Some(h) => self.hosts.get(h).into_iter().collect(),
-            None => self.hosts.values().collect(),
+        let states: Vec<(&String, &HostState)> = match host {
+            Some(h) => self.hosts.get_key_value(h).into_iter().collect(),
+            None => self.hosts.iter().collect(),
         };
         let mut best: Option<((bool, bool, u128), ConnMatch<'_>)> = None;
-        for state in states {
+        for (name, state) in states {
+            let skew_ns = skew_of(name);
             let buckets: Vec<&Vec<ConnRef>> = match local.1.filter(|p| *p != 0) {
                 // The fast path: the exact local port, and the connections without one.
                 Some(p) => [
