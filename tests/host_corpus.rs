@@ -622,3 +622,34 @@ fn every_host_file_is_detected_or_refused_cleanly() {
         }
     }
 }
+
+/// An EVTX file inside a zip (how the public datasets ship them) gives the same events as
+/// the file itself, stored and deflated: the member is spilled to a temporary file for
+/// the seeking EVTX parser instead of being held in memory.
+#[test]
+fn evtx_inside_a_zip_gives_the_same_events_as_the_file() {
+    use std::io::Write;
+    let Some(dir) = corpus() else { return };
+    let rel = "windows/Sysmon_UACME_64.evtx";
+    let (direct, _) = read(&dir, rel);
+    assert!(!direct.is_empty(), "{rel} gave no events");
+    let bytes = std::fs::read(dir.join(rel)).expect("read evtx");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for method in [
+        zip::CompressionMethod::Deflated,
+        zip::CompressionMethod::Stored,
+    ] {
+        let path = tmp.path().join(format!("uacme-{method:?}.zip"));
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("create zip"));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        zip.start_file("Sysmon_UACME_64.evtx", opts)
+            .expect("zip entry");
+        zip.write_all(&bytes).expect("zip data");
+        zip.finish().expect("zip finish");
+        let mut adapter = open_host_file(&path, None, Some("corpus-host"))
+            .unwrap_or_else(|e| panic!("{method:?}: cannot open: {e}"));
+        let zipped: Vec<HostEvent> = adapter.by_ref().filter_map(Result::ok).collect();
+        assert_eq!(zipped.len(), direct.len(), "{method:?}");
+        assert_eq!(zipped, direct, "{method:?}");
+    }
+}

@@ -51,7 +51,9 @@ pub mod sysmon;
 /// a `line_too_long` error. PowerShell script-block events in SIEM exports reach a few
 /// hundred KiB.
 pub const MAX_LINE_BYTES: usize = 4 << 20;
-/// Largest zip member that [`open_host_file`] decompresses into memory (512 MiB).
+/// Largest zip member that [`open_host_file`] decompresses (512 MiB): into memory when it
+/// is neither stored nor deflated, into an anonymous temporary file when it is an EVTX
+/// file (the EVTX parser needs to seek).
 pub const MAX_ZIP_MEMBER_BYTES: u64 = 512 << 20;
 /// Largest pretty-printed JSON document file (Elastic exports) read whole (64 MiB).
 pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
@@ -725,11 +727,21 @@ fn open_zip(file: File, opts: &OpenOptions) -> Result<BoxedAdapter, HostError> {
     };
     let stream = std::io::Cursor::new(head).chain(member);
     if fmt == HostFormat::SysmonEvtx {
-        let mut data = Vec::new();
-        stream
-            .take(MAX_ZIP_MEMBER_BYTES.saturating_add(1))
-            .read_to_end(&mut data)?;
-        return open_member_bytes(data, &name, opts);
+        // The EVTX parser seeks, a zip member cannot: spill the member to an anonymous
+        // temporary file (removed when closed) so memory stays bounded whatever its size.
+        let mut spill = tempfile::tempfile()?;
+        let copied = std::io::copy(
+            &mut stream.take(MAX_ZIP_MEMBER_BYTES.saturating_add(1)),
+            &mut spill,
+        )?;
+        if copied > MAX_ZIP_MEMBER_BYTES {
+            return Err(HostError::TooLarge {
+                what: "zip member",
+                cap: MAX_ZIP_MEMBER_BYTES,
+            });
+        }
+        spill.seek(SeekFrom::Start(0))?;
+        return open_reader_opts(BufReader::with_capacity(64 << 10, spill), fmt, opts);
     }
     open_stream_opts(BufReader::with_capacity(64 << 10, stream), fmt, opts)
 }
