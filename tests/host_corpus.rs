@@ -653,3 +653,48 @@ fn evtx_inside_a_zip_gives_the_same_events_as_the_file() {
         assert_eq!(zipped, direct, "{method:?}");
     }
 }
+
+/// A stored zip member whose bytes were damaged after zipping fails its CRC-32 check at
+/// its end: the reader says so instead of passing the damage on silently.
+#[test]
+fn damaged_zip_member_reports_its_crc_failure() {
+    use std::io::Write;
+    let line = serde_json::json!({
+        "timestamp": "2026-06-01T00:00:00Z", "host": "ws-1", "platform": "linux",
+        "event": "process_start", "pid": 42, "ppid": 1, "image": "/usr/bin/python3",
+        "cmdline": "python3 beacon.py"
+    })
+    .to_string();
+    let body = format!("{line}\n{line}\n");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("damaged.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("create zip"));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("events.jsonl", stored).expect("zip entry");
+    zip.write_all(body.as_bytes()).expect("zip data");
+    zip.finish().expect("zip finish");
+    // Intact, it reads both events.
+    let ok: Vec<_> = open_host_file(&path, None, None).expect("open").collect();
+    assert_eq!(ok.iter().filter(|r| r.is_ok()).count(), 2, "{ok:?}");
+    // Change one byte of the member's data (inside "beacon.py" of its second line).
+    let mut bytes = std::fs::read(&path).expect("read zip");
+    let at = bytes
+        .windows(9)
+        .rposition(|w| w == b"beacon.py")
+        .expect("member data");
+    bytes[at] = b'd';
+    std::fs::write(&path, &bytes).expect("write zip");
+    let damaged: Vec<_> = match open_host_file(&path, None, None) {
+        Ok(adapter) => adapter.collect(),
+        Err(e) => vec![Err(e)],
+    };
+    let errors: Vec<String> = damaged
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("CRC")),
+        "no CRC error in {damaged:?}"
+    );
+}
