@@ -41,8 +41,8 @@ impl CaptureBuffer {
         let file = File::open(path.as_ref())?;
         let meta = file.metadata()?;
         if meta.is_file() && meta.len() > 0 {
-            // SAFETY: `Mmap::map` is unsafe because the mapped file may change under us.
-            // The map is read-only and private to this process; the checks that make the
+            // Why the mapping below is sound: `Mmap::map` is unsafe because the mapped
+            // file may change under us. The map is read-only and private to this process; the checks that make the
             // use sound in practice are (1) `meta.is_file()` above, so this is a finished
             // regular file and not a device or pipe whose contents are produced on read,
             // and (2) the parsers read each length field once into a local and bound every
@@ -53,6 +53,8 @@ impl CaptureBuffer {
             // which analysts replay after the capture is closed, and document it on `open`;
             // callers that replay a file still being written use `CaptureBuffer::read`,
             // which copies the bytes and cannot fault.
+            // SAFETY: `meta.is_file()` was checked above; the map is read-only and private,
+            // and every slice taken from it is bounded by its `len()` (reasons above).
             let map = unsafe { memmap2::Mmap::map(&file) };
             if let Ok(map) = map {
                 #[cfg(unix)]
