@@ -17,7 +17,6 @@ use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest
 use crate::host::HostEvent;
 use crate::host::crypto_libs::CryptoLibTable;
 use crate::host::index::HostIndex;
-use crate::inspect::entropy::Randomness;
 use crate::inspect::protocol::{AppProto, Transport};
 use crate::inspect::tls;
 use crate::inspect::{FlowInspection, InspectorSet};
@@ -127,7 +126,7 @@ impl Stages {
                     sample_len: usize::try_from(r.sample_len).unwrap_or(usize::MAX),
                     bits_per_byte: r.bits_per_byte,
                     expected_random: r.expected_random,
-                    random_confidence: random_confidence(r),
+                    random_confidence: an0404::random_confidence(r),
                     printable_ratio: r.printable_ratio,
                     first_bytes_printable: r.first_bytes_printable,
                     bytes: flow.bytes[d],
@@ -305,9 +304,6 @@ fn signature_of(analytic: &str) -> &'static str {
 /// of its length produces with probability of at least 0.1 % scores 1; one the entropy
 /// test rejects at the 99.9 % level scores below 1, falling towards 0 as the evidence of
 /// structure grows (AN0404's default threshold 0.9 is p = 0.0009).
-fn random_confidence(r: &Randomness) -> f64 {
-    an0404::random_confidence(r)
-}
 
 fn header(flow: &FlowMeta, ts: Timestamp, app_proto: Option<&'static str>) -> EventHeader {
     EventHeader {

@@ -54,7 +54,7 @@ use crate::detect::{DetectConfig, DetectError, Severity, an0400, an0401, an0402,
 use crate::host::HostProto;
 use crate::host::Platform;
 use crate::host::crypto_libs::{CryptoClass, EvidenceWeight};
-use crate::host::index::{ConnMatch, HostIndex, ProcessRecord};
+use crate::host::index::{ConnMatch, HostIndex, ProcessRecord, clamp_i64, signed_delta};
 use crate::inspect::entropy::Randomness;
 use crate::inspect::protocol::AppProto;
 use crate::inspect::tls::{An1496Finding, TlsSummary};
@@ -259,10 +259,6 @@ pub(crate) struct HostHalf {
     /// A load of at least `Weak` weight counted.
     pub(crate) loaded: bool,
     pub(crate) reasons: Vec<String>,
-}
-
-fn clamp_ns(ns: i128) -> i64 {
-    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn secs(ns: i128) -> String {
@@ -580,7 +576,7 @@ impl Correlator {
         let c = &self.cfg.correlation;
         if let Some(secs) = c.host_clock_offset_secs.get(host) {
             let ns = i128::from(*secs) * i128::from(NS);
-            return (clamp_ns(ns), Some("configured"));
+            return (clamp_i64(ns), Some("configured"));
         }
         if c.estimate_clock_skew
             && let Some(ns) = self.skew.get(host).and_then(SkewTrack::estimate)
@@ -650,13 +646,13 @@ impl Correlator {
         // A full 5-tuple match is the same connection seen twice: its raw offset is one
         // sample of the host's clock offset (taken once per flow, at its first join).
         if q.full_tuple && c.estimate_clock_skew && !self.flows.contains_key(&input.flow_id) {
-            let raw = i128::from(m.connection.ts.as_nanos()) - i128::from(input.start.as_nanos());
+            let raw = signed_delta(m.connection.ts, input.start);
             let room = self.skew.len() < MAX_SKEW_HOSTS;
             if let Some(track) = self.skew.get_mut(&rec.host) {
-                track.push(clamp_ns(raw));
+                track.push(clamp_i64(raw));
             } else if room {
                 let mut track = SkewTrack::default();
-                track.push(clamp_ns(raw));
+                track.push(clamp_i64(raw));
                 self.skew.insert(rec.host.clone(), track);
             }
         }

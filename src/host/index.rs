@@ -391,11 +391,13 @@ fn cap_string(mut s: String, max: usize) -> String {
     s
 }
 
-fn signed_delta(a: Timestamp, b: Timestamp) -> i128 {
+/// `a - b` in nanoseconds, signed.
+pub(crate) fn signed_delta(a: Timestamp, b: Timestamp) -> i128 {
     i128::from(a.as_nanos()) - i128::from(b.as_nanos())
 }
 
-fn clamp_i64(v: i128) -> i64 {
+/// `v` saturated to the `i64` range.
+pub(crate) fn clamp_i64(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
