@@ -299,12 +299,6 @@ fn signature_of(analytic: &str) -> &'static str {
     }
 }
 
-/// The AN0404 evidence's "confidence that a sample is uniform random", from the entropy
-/// core's p-value: `p / (1 - DEFAULT_CONFIDENCE)`, capped at 1. A sample that random data
-/// of its length produces with probability of at least 0.1 % scores 1; one the entropy
-/// test rejects at the 99.9 % level scores below 1, falling towards 0 as the evidence of
-/// structure grows (AN0404's default threshold 0.9 is p = 0.0009).
-
 fn header(flow: &FlowMeta, ts: Timestamp, app_proto: Option<&'static str>) -> EventHeader {
     EventHeader {
         timestamp: ts,
