@@ -237,11 +237,10 @@ fn main() -> ExitCode {
     for ev in host_events {
         engine.process_host_event(ev);
     }
-    engine.finish();
-    for ev in engine.drain_events() {
+    engine.finish_with(|ev| {
         summary.see(&ev);
         writer.event(&ev);
-    }
+    });
     if let Err(e) = writer.finish() {
         eprintln!("replay: writing output: {e}");
         return ExitCode::from(2);

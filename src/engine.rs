@@ -29,9 +29,14 @@ use crate::time::Timestamp;
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
-/// Events waiting in the engine before the caller drains them. Beyond this the oldest are
-/// dropped and counted, so a caller that never drains cannot exhaust memory.
+/// Events waiting in the engine before the caller drains them, on top of one per tracked
+/// flow (`flow.max_flows`). Beyond that the oldest are dropped and counted, so a caller that
+/// never drains cannot exhaust memory; a caller that drains after each packet loses nothing,
+/// even when one timeout sweep ends every tracked flow at once.
 const MAX_QUEUED_EVENTS: usize = 1 << 16;
+
+/// Flows ended between two hand-overs of their records by [`Engine::finish_with`].
+const FINISH_BATCH: usize = 1024;
 
 /// The largest frame length believed on the wire (256 KiB, libpcap's snaplen ceiling).
 pub const MAX_WIRE_LEN: u32 = 262_144;
@@ -63,6 +68,8 @@ struct Stages {
     host: HostIndex,
     an0404: An0404Config,
     queue: VecDeque<Event>,
+    /// Most events queued (see [`MAX_QUEUED_EVENTS`]).
+    queue_cap: usize,
     dropped_events: u64,
     alerts: BTreeMap<&'static str, u64>,
     suppressed: BTreeMap<&'static str, u64>,
@@ -72,7 +79,7 @@ struct Stages {
 
 impl Stages {
     fn push(&mut self, ev: Event) {
-        if self.queue.len() >= MAX_QUEUED_EVENTS {
+        if self.queue.len() >= self.queue_cap {
             self.queue.pop_front();
             self.dropped_events += 1;
         }
@@ -458,6 +465,7 @@ impl Engine {
                 ),
                 an0404: cfg.an0404.clone(),
                 queue: VecDeque::new(),
+                queue_cap: cfg.flow.max_flows.saturating_add(MAX_QUEUED_EVENTS),
                 dropped_events: 0,
                 alerts: BTreeMap::new(),
                 suppressed: BTreeMap::new(),
@@ -607,11 +615,27 @@ impl Engine {
         self.stages.host.expire(now);
     }
 
-    /// End every flow (input ended), then emit a `stats` event.
+    /// End every flow (input ended), then emit a `stats` event. The events wait in the
+    /// engine for [`Engine::drain_events`], one flow record per open flow: with many open
+    /// flows, [`Engine::finish_with`] hands them over as they are made instead.
     pub fn finish(&mut self) {
-        self.flows.flush(&mut self.stages);
+        let mut events = Vec::new();
+        self.finish_with(|ev| events.push(ev));
+        // Not through `push`: every record of the finish is kept, whatever the queue cap.
+        self.stages.queue.extend(events);
+    }
+
+    /// End every flow (input ended) and emit a `stats` event, handing every event still
+    /// queued and every event the ending makes to `sink` in order, a batch of flows at a
+    /// time: memory stays bounded however many flows were open.
+    pub fn finish_with(&mut self, mut sink: impl FnMut(Event)) {
+        self.flows
+            .flush_with(&mut self.stages, FINISH_BATCH, |stages| {
+                stages.queue.drain(..).for_each(&mut sink);
+            });
         let stats = self.stats();
-        self.stages.push(Event::Stats(StatsEvent {
+        self.stages.queue.drain(..).for_each(&mut sink);
+        sink(Event::Stats(StatsEvent {
             timestamp: self.last_ts,
             stats,
         }));
@@ -647,5 +671,33 @@ impl Engine {
                 .first_ts
                 .map_or(0.0, |f| self.last_ts.saturating_sub(f) as f64 / 1e9),
         }
+    }
+}
+
+#[cfg(test)]
+mod footprint_tests {
+    use std::mem::size_of;
+
+    /// The flow table's slot holds `FlowMeta`, the engine's `FlowState` and a few words; a
+    /// DNS-sized flow adds two small heap samples. Together they stay under 1 KiB per flow
+    /// (measured on the benchmark capture: see the README). These bounds catch a field that
+    /// would quietly add to every tracked flow.
+    #[test]
+    fn per_flow_state_stays_small() {
+        assert!(
+            size_of::<super::FlowState>() <= 104,
+            "{}",
+            size_of::<super::FlowState>()
+        );
+        assert!(
+            size_of::<crate::flow::FlowMeta>() <= 216,
+            "{}",
+            size_of::<crate::flow::FlowMeta>()
+        );
+        assert!(
+            size_of::<crate::inspect::FlowInspection>() <= 96,
+            "{}",
+            size_of::<crate::inspect::FlowInspection>()
+        );
     }
 }

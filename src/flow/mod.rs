@@ -11,6 +11,7 @@
 pub mod inspector;
 pub mod key;
 pub mod record;
+mod slab;
 pub mod table;
 pub mod tcp;
 

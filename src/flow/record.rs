@@ -28,9 +28,6 @@ pub enum TcpState {
 /// What a flow is and what it carried so far: the read-only view inspectors and output get.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowMeta {
-    /// Canonical key.
-    #[serde(skip)]
-    pub key: FlowKey,
     /// Stable flow id (hash of key and start time).
     pub id: u64,
     /// Client (initiator) address.
@@ -74,6 +71,18 @@ pub struct FlowMeta {
 }
 
 impl FlowMeta {
+    /// The flow's canonical key (made from its endpoints: the record does not store it).
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(
+            self.client_ip,
+            self.client_port,
+            self.server_ip,
+            self.server_port,
+            self.proto,
+        )
+        .0
+    }
+
     /// Address and port of one side: the sender of `dir`.
     pub fn sender(&self, dir: Direction) -> (IpAddr, u16) {
         match dir {

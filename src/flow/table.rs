@@ -1,6 +1,6 @@
 //! The flow table: bidirectional flows with timeouts, a count cap and eviction.
 //!
-//! Flows live in a slab (`Vec` of slots, reused through a free list) indexed by a hash map
+//! Flows live in a slab (chunks of slots, reused through a free list) indexed by a hash map
 //! from [`FlowKey`] to slot; creating a flow allocates nothing once the slab has grown to
 //! its working size. The table is driven by packet time only:
 //! - **Timeouts** are checked in a sweep whenever packet time has advanced by
@@ -14,6 +14,7 @@ use super::Direction;
 use super::inspector::{EndReason, Inspector, Interest};
 use super::key::{FlowKey, mix64};
 use super::record::{FlowMeta, TcpState};
+use super::slab::Slab;
 use super::tcp::reassembly::{Chunk, Stream, StreamLimits};
 use crate::decode::{PacketView, TcpFlags, TransportView, ip_proto};
 use crate::time::Timestamp;
@@ -92,7 +93,9 @@ pub struct FlowStats {
 
 struct Slot<S> {
     meta: FlowMeta,
-    streams: [Stream; 2],
+    /// TCP reassembly of both directions; `None` for other protocols (and in TCP until its
+    /// first packet is accounted), which need none.
+    streams: Option<Box<[Stream; 2]>>,
     want: [bool; 2],
     closed_at: Option<Timestamp>,
     fin: [bool; 2],
@@ -104,7 +107,7 @@ pub struct FlowTable<S> {
     cfg: FlowConfig,
     limits: StreamLimits,
     map: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
-    slots: Vec<Option<Slot<S>>>,
+    slots: Slab<Slot<S>>,
     free: Vec<u32>,
     last_sweep: Option<Timestamp>,
     rng: u64,
@@ -123,7 +126,7 @@ impl<S> FlowTable<S> {
             cfg,
             limits,
             map: HashMap::default(),
-            slots: Vec::new(),
+            slots: Slab::new(),
             free: Vec::new(),
             last_sweep: None,
             rng: 0x9e37_79b9_7f4a_7c15,
@@ -149,7 +152,7 @@ impl<S> FlowTable<S> {
     /// Metadata of the active flow with this key.
     pub fn get(&self, key: &FlowKey) -> Option<&FlowMeta> {
         let idx = *self.map.get(key)?;
-        self.slots.get(idx as usize)?.as_ref().map(|s| &s.meta)
+        self.slots.get(idx)?.as_ref().map(|s| &s.meta)
     }
 
     /// Account one decoded packet (`wire_len`: the frame's length on the wire) and run
@@ -189,7 +192,7 @@ impl<S> FlowTable<S> {
             None => self.create(insp, key, ts, pkt, sport, dport, flags),
         };
         let limits = self.limits;
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
         let dir = if (pkt.src, sport) == (slot.meta.client_ip, slot.meta.client_port) {
@@ -211,8 +214,11 @@ impl<S> FlowTable<S> {
                     m.payload_pkts[d] += 1;
                 }
                 update_tcp_state(slot, dir, flags, ts, !t.payload.is_empty());
+                let streams = slot
+                    .streams
+                    .get_or_insert_with(|| Box::new([Stream::default(), Stream::default()]));
                 if flags.has(TcpFlags::SYN) {
-                    slot.streams[d].syn(t.seq);
+                    streams[d].syn(t.seq);
                 }
                 // This packet's ACK may reveal a hole in the other direction.
                 if flags.has(TcpFlags::ACK) {
@@ -226,6 +232,9 @@ impl<S> FlowTable<S> {
                             want,
                             ..
                         } = slot;
+                        let Some(streams) = streams.as_deref_mut() else {
+                            return;
+                        };
                         let oc = streams[oi]
                             .ack(t.ack, &limits, &mut |c| feed(insp, state, meta, o, ts, c));
                         meta.gap_bytes[oi] += oc.gap;
@@ -242,6 +251,9 @@ impl<S> FlowTable<S> {
                         want,
                         ..
                     } = slot;
+                    let Some(streams) = streams.as_deref_mut() else {
+                        return;
+                    };
                     let fin = flags.has(TcpFlags::FIN);
                     let oc = streams[d].segment(t.seq, t.payload, fin, &limits, &mut |c| {
                         feed(insp, state, meta, dir, ts, c)
@@ -256,8 +268,10 @@ impl<S> FlowTable<S> {
                     self.stats.overlap_bytes += oc.overlap;
                     self.stats.gap_bytes += oc.gap;
                     want[d] = !streams[d].is_done();
-                } else if flags.has(TcpFlags::FIN) {
-                    slot.streams[d].segment(t.seq, &[], true, &limits, &mut |_| Interest::Done);
+                } else if flags.has(TcpFlags::FIN)
+                    && let Some(streams) = slot.streams.as_deref_mut()
+                {
+                    streams[d].segment(t.seq, &[], true, &limits, &mut |_| Interest::Done);
                 }
             }
             TransportView::Udp(u) => {
@@ -303,7 +317,7 @@ impl<S> FlowTable<S> {
     }
 
     fn slot(&self, idx: u32) -> Option<&Slot<S>> {
-        self.slots.get(idx as usize).and_then(Option::as_ref)
+        self.slots.get(idx).and_then(Option::as_ref)
     }
 
     #[allow(clippy::too_many_arguments)] // the packet's parts, read once by the caller
@@ -334,7 +348,6 @@ impl<S> FlowTable<S> {
         };
         let id = mix64(key.symmetric_hash() ^ ts.as_nanos()) & ((1 << 52) - 1);
         let meta = FlowMeta {
-            key,
             id,
             client_ip: client.0,
             client_port: client.1,
@@ -359,7 +372,7 @@ impl<S> FlowTable<S> {
         let state = insp.flow_start(&meta);
         let slot = Slot {
             meta,
-            streams: [Stream::default(), Stream::default()],
+            streams: None,
             want: [self.cfg.inspection_depth > 0; 2],
             closed_at: None,
             fin: [false; 2],
@@ -367,15 +380,12 @@ impl<S> FlowTable<S> {
         };
         let idx = match self.free.pop() {
             Some(i) => {
-                if let Some(s) = self.slots.get_mut(i as usize) {
+                if let Some(s) = self.slots.get_mut(i) {
                     *s = Some(slot);
                 }
                 i
             }
-            None => {
-                self.slots.push(Some(slot));
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slots.push(slot),
         };
         self.map.insert(key, idx);
         self.stats.created += 1;
@@ -414,10 +424,10 @@ impl<S> FlowTable<S> {
     }
 
     fn end<I: Inspector<State = S>>(&mut self, insp: &mut I, idx: u32, reason: EndReason) {
-        let Some(mut slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+        let Some(mut slot) = self.slots.get_mut(idx).and_then(Option::take) else {
             return;
         };
-        self.map.remove(&slot.meta.key);
+        self.map.remove(&slot.meta.key());
         self.free.push(idx);
         // Whatever is still buffered out of order goes to the inspectors after its gap.
         let limits = self.limits;
@@ -430,6 +440,9 @@ impl<S> FlowTable<S> {
                     state,
                     ..
                 } = &mut slot;
+                let Some(streams) = streams.as_deref_mut() else {
+                    continue;
+                };
                 let ts = meta.last;
                 let oc = streams[d].finish(&limits, &mut |c| feed(insp, state, meta, dir, ts, c));
                 meta.gap_bytes[d] += oc.gap;
@@ -475,11 +488,11 @@ impl<S> FlowTable<S> {
     /// End every flow idle for longer than its timeout at `now`.
     pub fn expire<I: Inspector<State = S>>(&mut self, insp: &mut I, now: Timestamp) {
         let mut expired = Vec::new();
-        for (i, s) in self.slots.iter().enumerate() {
+        for (i, s) in self.slots.iter() {
             if let Some(s) = s {
                 let idle_since = s.closed_at.map_or(s.meta.last, |c| c.max(s.meta.last));
                 if now.saturating_sub(idle_since) > self.timeout_of(s) {
-                    expired.push(i as u32);
+                    expired.push(i);
                 }
             }
         }
@@ -490,16 +503,29 @@ impl<S> FlowTable<S> {
 
     /// End every flow (input ended, or the caller flushes).
     pub fn flush<I: Inspector<State = S>>(&mut self, insp: &mut I) {
+        self.flush_with(insp, usize::MAX, |_| {});
+    }
+
+    /// End every flow like [`FlowTable::flush`], calling `between` after every `batch`
+    /// flows and after the last (so the caller can take the records made so far).
+    pub fn flush_with<I: Inspector<State = S>>(
+        &mut self,
+        insp: &mut I,
+        batch: usize,
+        mut between: impl FnMut(&mut I),
+    ) {
         let mut all: Vec<(Timestamp, u32)> = self
             .slots
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (s.meta.start, i as u32)))
+            .filter_map(|(i, s)| s.as_ref().map(|s| (s.meta.start, i)))
             .collect();
-        // Deterministic order: by start time, then key.
-        all.sort();
-        for (_, i) in all {
-            self.end(insp, i, EndReason::Shutdown);
+        // Deterministic order: by start time, then slot.
+        all.sort_unstable();
+        for chunk in all.chunks(batch.max(1)) {
+            for &(_, i) in chunk {
+                self.end(insp, i, EndReason::Shutdown);
+            }
+            between(insp);
         }
     }
 }

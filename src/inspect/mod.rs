@@ -52,25 +52,120 @@ enum TlsTrack {
     Done,
 }
 
+/// Protocol recognition of a flow: the recognisers' state (on the heap) while they look,
+/// only their verdict once they are done.
+#[derive(Debug)]
+enum Protocol {
+    /// The recognisers still want bytes.
+    Active(Box<ProtocolState>),
+    /// Recognition is over, with this verdict.
+    Done(Option<Recognition>),
+}
+
+impl Protocol {
+    fn done(&self) -> bool {
+        match self {
+            Protocol::Active(p) => p.done(),
+            Protocol::Done(_) => true,
+        }
+    }
+
+    fn current(&self) -> Option<&Recognition> {
+        match self {
+            Protocol::Active(p) => p.current(),
+            Protocol::Done(r) => r.as_ref(),
+        }
+    }
+}
+
+/// Payload bytes of a direction kept as a plain copy before its 522-byte histogram is
+/// built. Most flows (a DNS exchange, an HTTP request line) never carry more in a
+/// direction, and their copy is smaller than the accumulator it stands for.
+const INLINE_SAMPLE: usize = 512;
+
+/// What a direction's measurement holds so far.
+#[derive(Debug)]
+enum Sample {
+    /// The first payload bytes as they came: at most [`INLINE_SAMPLE`] and at most the
+    /// window. The histogram is built from them when a verdict point asks.
+    Bytes(Vec<u8>),
+    /// The accumulator, once the sample outgrew the copy. It was fed the copy first, so it
+    /// measures exactly what one accumulator fed from the first byte would have.
+    Acc(Box<EntropyAccumulator>),
+}
+
 /// One direction's randomness measurement, on the heap from its first payload byte on (a
 /// direction that never carries payload, like most of a SYN scan, costs one pointer).
 #[derive(Debug)]
 struct DirEntropy {
-    acc: EntropyAccumulator,
-    /// The last [`Randomness`] computed from `acc`; valid while its `sample_len` equals
-    /// `acc.len()` (the analytics, the TLS report and the flow record all ask for it, and
-    /// the accumulator only changes when payload arrives).
+    sample: Sample,
+    /// The last [`Randomness`] computed from the sample; valid while its `sample_len`
+    /// equals the sample's length (the analytics, the TLS report and the flow record all
+    /// ask for it, and the sample only changes when payload arrives).
     memo: Cell<Option<Randomness>>,
 }
 
 impl DirEntropy {
-    fn randomness(&self) -> Randomness {
+    fn new() -> DirEntropy {
+        DirEntropy {
+            sample: Sample::Bytes(Vec::new()),
+            memo: Cell::new(None),
+        }
+    }
+
+    /// Bytes measured.
+    fn len(&self) -> usize {
+        match &self.sample {
+            Sample::Bytes(b) => b.len(),
+            Sample::Acc(a) => a.len(),
+        }
+    }
+
+    /// Whether the window is full (further payload is not measured).
+    fn is_full(&self, window: usize) -> bool {
+        match &self.sample {
+            Sample::Bytes(b) => b.len() >= window,
+            Sample::Acc(a) => a.is_full(),
+        }
+    }
+
+    /// Adds the next payload bytes (those past the window are not measured).
+    fn update(&mut self, kernel: Kernel, window: usize, data: &[u8]) {
+        match &mut self.sample {
+            Sample::Bytes(b) => {
+                let take = window.saturating_sub(b.len()).min(data.len());
+                let data = data.get(..take).unwrap_or_default();
+                if b.len().saturating_add(take) <= INLINE_SAMPLE {
+                    // Exact growth: the copy is kept because it is small.
+                    b.reserve_exact(take);
+                    b.extend_from_slice(data);
+                } else {
+                    let mut acc = Box::new(EntropyAccumulator::new(window));
+                    acc.update_with(kernel, b);
+                    acc.update_with(kernel, data);
+                    self.sample = Sample::Acc(acc);
+                }
+            }
+            Sample::Acc(a) => {
+                a.update_with(kernel, data);
+            }
+        }
+    }
+
+    fn randomness(&self, kernel: Kernel, window: usize) -> Randomness {
         if let Some(r) = self.memo.get()
-            && usize::try_from(r.sample_len).is_ok_and(|n| n == self.acc.len())
+            && usize::try_from(r.sample_len).is_ok_and(|n| n == self.len())
         {
             return r;
         }
-        let r = self.acc.randomness();
+        let r = match &self.sample {
+            Sample::Bytes(b) => {
+                let mut acc = EntropyAccumulator::new(window);
+                acc.update_with(kernel, b);
+                acc.randomness()
+            }
+            Sample::Acc(a) => a.randomness(),
+        };
         self.memo.set(Some(r));
         r
     }
@@ -78,16 +173,18 @@ impl DirEntropy {
 
 /// What the inspectors keep per flow.
 ///
-/// About 160 bytes inline: the protocol recogniser's 128 bytes, a TLS inspector that is
-/// one pointer until the flow sends its first byte, and one pointer per direction to its
-/// entropy accumulator (about 640 bytes on the heap, allocated with the direction's first
-/// payload byte).
+/// About 100 bytes inline: the protocol recognisers' state (128 bytes on the heap while they
+/// look, only their verdict once they are done), a TLS inspector that is one pointer until
+/// the flow sends its first byte, and one pointer per direction to its
+/// randomness measurement. That is on the heap from the direction's first payload byte: 128
+/// bytes plus a copy of the first payload bytes while they are at most 512, then a 522-byte
+/// histogram accumulator instead of the copy.
 #[derive(Debug)]
 pub struct FlowInspection {
     entropy: [Option<Box<DirEntropy>>; 2],
     first_payload: [Option<Timestamp>; 2],
     content: [Option<ContentKind>; 2],
-    protocol: ProtocolState,
+    protocol: Protocol,
     tls: TlsInspector,
     tls_track: TlsTrack,
     tls_reported: bool,
@@ -176,6 +273,11 @@ impl InspectorSet {
         })
     }
 
+    /// The entropy window in bytes, as the accumulator clamps it.
+    fn window(&self) -> usize {
+        self.cfg.window.min(entropy::MAX_WINDOW)
+    }
+
     /// The histogram kernel in use.
     pub fn kernel(&self) -> Kernel {
         self.kernel
@@ -192,7 +294,7 @@ impl InspectorSet {
             entropy: [None, None],
             first_payload: [None; 2],
             content: [None; 2],
-            protocol: ProtocolState::new(),
+            protocol: Protocol::Active(Box::default()),
             tls: TlsInspector::new(),
             tls_track: TlsTrack::Active,
             tls_reported: false,
@@ -219,16 +321,11 @@ impl InspectorSet {
         let Some(slot) = st.entropy.get_mut(d) else {
             return (Interest::Done, progress);
         };
-        let dir_entropy = slot.get_or_insert_with(|| {
-            Box::new(DirEntropy {
-                acc: EntropyAccumulator::new(self.cfg.window),
-                memo: Cell::new(None),
-            })
-        });
-        let acc = &mut dir_entropy.acc;
-        let was_full = acc.is_full();
-        acc.update_with(self.kernel, data);
-        if !was_full && acc.is_full() && st.points & (4 << d) == 0 {
+        let window = self.window();
+        let dir_entropy = slot.get_or_insert_with(|| Box::new(DirEntropy::new()));
+        let was_full = dir_entropy.is_full(window);
+        dir_entropy.update(self.kernel, window, data);
+        if !was_full && dir_entropy.is_full(window) && st.points & (4 << d) == 0 {
             st.points |= 4 << d;
             progress.verdict_point = true;
         }
@@ -241,9 +338,12 @@ impl InspectorSet {
             ip_proto::UDP => Transport::Udp,
             other => Transport::Other(other),
         };
-        if !st.protocol.done() {
-            st.protocol
-                .observe(transport, dir, flow.client_port, flow.server_port, data);
+        if let Protocol::Active(p) = &mut st.protocol {
+            p.observe(transport, dir, flow.client_port, flow.server_port, data);
+            if p.done() {
+                // Keep the verdict, free the recognisers' state.
+                st.protocol = Protocol::Done(p.current().copied());
+            }
         }
         if st.tls_track == TlsTrack::Active {
             let status = match transport {
@@ -268,7 +368,7 @@ impl InspectorSet {
                 }
             }
         }
-        let entropy_full = st.entropy[d].as_ref().is_some_and(|e| e.acc.is_full());
+        let entropy_full = st.entropy[d].as_ref().is_some_and(|e| e.is_full(window));
         let busy = !entropy_full || !st.protocol.done() || st.tls_track == TlsTrack::Active;
         (if busy { Interest::More } else { Interest::Done }, progress)
     }
@@ -298,10 +398,11 @@ impl InspectorSet {
 
     /// The findings so far.
     pub fn findings<'a>(&self, st: &'a FlowInspection) -> FlowFindings<'a> {
+        let window = self.window();
         let r = |e: &Option<Box<DirEntropy>>| {
             e.as_ref()
-                .filter(|e| !e.acc.is_empty())
-                .map(|e| e.randomness())
+                .filter(|e| e.len() > 0)
+                .map(|e| e.randomness(self.kernel, window))
         };
         FlowFindings {
             randomness: [r(&st.entropy[0]), r(&st.entropy[1])],
@@ -309,6 +410,59 @@ impl InspectorSet {
             content: st.content,
             recognition: st.protocol.current(),
             tls: st.tls.summary(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic bytes, random-looking or text-like.
+    fn bytes(n: usize, seed: u64, text: bool) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if text {
+                    b"the quick brown fox "[(x % 20) as usize]
+                } else {
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sample_kept_as_bytes_then_as_histogram_measures_like_one_accumulator() {
+        let kernel = Kernel::portable();
+        for window in [1, 64, 511, 512, 513, 4096] {
+            for sizes in [
+                &[1usize][..],
+                &[40, 60],
+                &[511, 1],
+                &[512, 1],
+                &[300, 300],
+                &[100, 900, 2000, 3000],
+                &[5000],
+            ] {
+                for text in [false, true] {
+                    let mut d = DirEntropy::new();
+                    let mut one = EntropyAccumulator::new(window);
+                    for (i, &n) in sizes.iter().enumerate() {
+                        let b = bytes(n, i as u64 + 7, text);
+                        d.update(kernel, window, &b);
+                        one.update_with(kernel, &b);
+                        assert_eq!(d.len(), one.len(), "window {window} sizes {sizes:?}");
+                        assert_eq!(d.is_full(window), one.is_full());
+                        assert_eq!(d.randomness(kernel, window), one.randomness());
+                    }
+                    let kept_as_bytes = matches!(d.sample, Sample::Bytes(_));
+                    assert_eq!(kept_as_bytes, one.len() <= INLINE_SAMPLE, "{sizes:?}");
+                }
+            }
         }
     }
 }

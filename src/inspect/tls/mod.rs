@@ -433,6 +433,13 @@ impl TlsInspector {
         ts: Timestamp,
         data: &[u8],
     ) -> TlsStatus {
+        // Most datagram flows (DNS above all) are neither: say so before allocating the
+        // inspector. The same first-record test as `feed_dtls`, which would say NotTls.
+        let dtls_start =
+            matches!(data, [ct, 0xfe, ..] if (20..=24).contains(ct)) && data.len() >= 13;
+        if self.inner.is_none() && !dtls_start && !quic::is_quic_initial_candidate(data) {
+            return TlsStatus::NotTls;
+        }
         let inner = self.inner();
         if inner.quic.is_some() || (!inner.dtls && quic::is_quic_initial_candidate(data)) {
             inner.feed_quic(cfg, dir, ts, data);
