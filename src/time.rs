@@ -164,10 +164,62 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Length of the RFC 3339 text of a timestamp in years 1970..=9999.
+const RFC3339_LEN: usize = 27;
+
+impl Timestamp {
+    /// The RFC 3339 text written digit by digit into `buf` (no formatting machinery: the
+    /// EVE writer formats three per flow record). `None` outside the years 0..=9999, which
+    /// nanoseconds in a `u64` never reach (they end in 2554); [`fmt::Display`] would still
+    /// write them.
+    fn rfc3339_fast(self, buf: &mut [u8; RFC3339_LEN]) -> Option<&str> {
+        let secs = i64::try_from(self.secs()).ok()?;
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let rem = secs.rem_euclid(86_400);
+        let micros = u64::from(self.subsec_nanos() / 1000);
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                if let Some(b) = buf.get_mut(i) {
+                    *b = b'0' + (v % 10) as u8;
+                }
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, u64::from(m));
+        put(8, 2, u64::from(d));
+        put(11, 2, (rem / 3600) as u64);
+        put(14, 2, ((rem / 60) % 60) as u64);
+        put(17, 2, (rem % 60) as u64);
+        put(20, 6, micros);
+        for (i, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ] {
+            if let Some(b) = buf.get_mut(i) {
+                *b = c;
+            }
+        }
+        std::str::from_utf8(buf).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with microseconds, as Suricata's EVE writes it but with `Z`:
     /// `2026-11-22T10:00:00.123456Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; RFC3339_LEN];
+        if let Some(s) = self.rfc3339_fast(&mut buf) {
+            return f.write_str(s);
+        }
         let secs = self.secs() as i64;
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let rem = secs.rem_euclid(86_400);
@@ -184,7 +236,11 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; RFC3339_LEN];
+        match self.rfc3339_fast(&mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -211,6 +267,45 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digit_by_digit_text_equals_the_formatted_text() {
+        let slow = |t: Timestamp| {
+            let secs = t.secs() as i64;
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            let rem = secs.rem_euclid(86_400);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+                rem / 3600,
+                (rem / 60) % 60,
+                rem % 60,
+                t.subsec_nanos() / 1000
+            )
+        };
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut cases = vec![
+            0,
+            999,
+            1_000,
+            86_399_999_999_999,
+            951_782_400_000_000_000, // 2000-02-29
+            u64::MAX,                // 2554-07-21T23:34:33.709551Z
+        ];
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x % 4_102_444_800_000_000_000); // up to 2100
+        }
+        for n in cases {
+            let t = Timestamp(n);
+            assert_eq!(t.to_string(), slow(t), "{n}");
+            assert_eq!(
+                serde_json::to_string(&t).ok(),
+                Some(format!("\"{}\"", slow(t)))
+            );
+        }
+    }
 
     #[test]
     fn display_round_trips_through_parse() {
