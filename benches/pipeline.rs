@@ -1,11 +1,14 @@
 //! Pipeline throughput (packets/s) for 1 and 2 workers over a generated capture: mixed
-//! TCP/UDP traffic, a few hundred flows, about 200k packets, written with `PcapngWriter`.
+//! TCP/UDP traffic, a few hundred flows, about 200k packets, written with `PcapngWriter`;
+//! and the dispatcher's routing cost per packet: `decode::route_key` (what the pipeline
+//! uses) against a full `decode::decode`, and the whole routing hash (`pipeline::flow_hash`).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use entrospect::capture::writer::PcapngWriter;
 use entrospect::capture::{CaptureFile, LinkType};
-use entrospect::pipeline::{Pipeline, PipelineConfig};
+use entrospect::decode;
+use entrospect::pipeline::{Pipeline, PipelineConfig, flow_hash};
 use entrospect::{Config, Event, Timestamp};
 use std::sync::Arc;
 
@@ -131,5 +134,42 @@ fn entropy_share(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, entropy_share);
+/// What the dispatcher pays per packet to pick a worker, in packets/s.
+fn routing(c: &mut Criterion) {
+    let file = capture();
+    let frames: Vec<(LinkType, &[u8])> = file
+        .packets()
+        .map_while(Result::ok)
+        .map(|p| (p.link_type, p.data))
+        .collect();
+    let mut g = c.benchmark_group("pipeline_routing");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("route_key", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .filter(|(l, d)| decode::route_key(*l, black_box(d)).is_some())
+                .count()
+        })
+    });
+    g.bench_function("full_decode", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .filter(|(l, d)| decode::decode(*l, black_box(d)).is_ok())
+                .count()
+        })
+    });
+    g.bench_function("flow_hash", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .filter_map(|(l, d)| flow_hash(*l, black_box(d)))
+                .fold(0u64, |a, h| a ^ h)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, entropy_share, routing);
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --features pcap[,pnet] --example live -- -i IFACE [--filter BPF]
 //!     [--backend pcap|pnet] [--workers N] [--duration SECS] [--stats-interval SECS]
-//!     [--config FILE] [--output FILE] [--quiet]
+//!     [--udp-routing address-pair|five-tuple] [--config FILE] [--output FILE] [--quiet]
 //! cargo run --release --features pcap --example live -- --file PCAP [--workers N] ...
 //! ```
 //!
@@ -18,7 +18,7 @@ use entrospect::capture::live_pcap::{LiveError, LivePcap, LivePcapConfig, LiveSt
 use entrospect::capture::live_pnet::{LivePnet, LivePnetConfig};
 use entrospect::capture::{CaptureFile, Packet};
 use entrospect::output::Sink;
-use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig, PipelineStats};
+use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig, PipelineStats, UdpRouting};
 use entrospect::{Config, Event, Timestamp};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -33,6 +33,7 @@ struct Args {
     filter: Option<String>,
     backend: String,
     workers: usize,
+    udp_routing: UdpRouting,
     duration: Option<f64>,
     stats_interval: f64,
     config: Option<PathBuf>,
@@ -43,7 +44,8 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: live (-i IFACE | --file PCAP) [--filter BPF] [--backend pcap|pnet] [--workers N]\n\
-         \x20           [--duration SECS] [--stats-interval SECS] [--config FILE] [--output FILE] [--quiet]"
+         \x20           [--duration SECS] [--stats-interval SECS] [--udp-routing address-pair|five-tuple]\n\
+         \x20           [--config FILE] [--output FILE] [--quiet]"
     );
     std::process::exit(2)
 }
@@ -55,6 +57,7 @@ fn parse_args() -> Args {
         filter: None,
         backend: "pcap".into(),
         workers: 2,
+        udp_routing: UdpRouting::AddressPair,
         duration: None,
         stats_interval: 10.0,
         config: None,
@@ -70,6 +73,13 @@ fn parse_args() -> Args {
             "--filter" => a.filter = Some(val(&mut it)),
             "--backend" => a.backend = val(&mut it),
             "--workers" => a.workers = val(&mut it).parse().unwrap_or_else(|_| usage()),
+            "--udp-routing" => {
+                a.udp_routing = match val(&mut it).as_str() {
+                    "address-pair" => UdpRouting::AddressPair,
+                    "five-tuple" => UdpRouting::FiveTuple,
+                    _ => usage(),
+                }
+            }
             "--duration" => a.duration = Some(val(&mut it).parse().unwrap_or_else(|_| usage())),
             "--stats-interval" => {
                 a.stats_interval = val(&mut it).parse().unwrap_or_else(|_| usage())
@@ -205,6 +215,7 @@ fn main() -> ExitCode {
     let out: Out = Arc::new(Mutex::new(sink_out));
     let pcfg = PipelineConfig {
         workers: a.workers,
+        udp_routing: a.udp_routing,
         backpressure: if a.file.is_some() {
             Backpressure::Block
         } else {
@@ -297,13 +308,15 @@ fn main() -> ExitCode {
     if !a.quiet {
         let c = stats.capture();
         eprintln!(
-            "live: {} packets, {} bytes in {:.3} s with {} workers ({:.0} packets/s, {:.2} Gbit/s)",
+            "live: {} packets, {} bytes in {:.3} s with {} workers ({:.0} packets/s, {:.2} Gbit/s; \
+             packets per worker {:?})",
             c.packets,
             c.bytes,
             secs,
             a.workers,
             c.packets as f64 / secs,
-            c.bytes as f64 * 8.0 / secs / 1e9
+            c.bytes as f64 * 8.0 / secs / 1e9,
+            stats.dispatch.routed
         );
     }
     if failed {

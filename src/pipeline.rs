@@ -12,8 +12,8 @@
 //!
 //! # Routing
 //!
-//! The dispatcher decodes just enough of each packet ([`decode::decode`]) to find its flow
-//! and sends it to worker `hash % workers`, so both directions of a flow meet in one engine
+//! The dispatcher reads only the headers that name each packet's flow ([`decode::route_key`],
+//! which answers exactly as a full [`decode::decode`] would) and sends it to worker `hash % workers`, so both directions of a flow meet in one engine
 //! (shared-nothing: no locks on the packet path):
 //!
 //! - **TCP**: the symmetric hash of the 5-tuple ([`FlowKey::symmetric_hash`]).
@@ -21,7 +21,10 @@
 //!   (ports zeroed). IP fragments after the first carry no ports, so fragments are routed by
 //!   address pair and protocol only; routing whole UDP datagrams the same way makes a
 //!   reassembled datagram meet the unfragmented datagrams of its flow. The cost is balance:
-//!   all UDP between two hosts lands on one worker.
+//!   all UDP between two hosts lands on one worker (on a capture where one host pair
+//!   exchanges thousands of DNS flows, one worker does nearly all the per-flow work).
+//!   [`PipelineConfig::udp_routing`] = [`UdpRouting::FiveTuple`] routes whole UDP datagrams
+//!   by the 5-tuple, as TCP, and accepts for fragmented UDP the limit TCP has (below).
 //! - **Everything else** (non-IP, undecodable): worker 0, where it is still counted.
 //!
 //! Known limit: a fragmented *TCP* segment is routed by address pair, its flow's other
@@ -83,7 +86,7 @@
 
 use crate::capture::{CaptureError, CaptureFile, LinkType, MAX_CAPLEN, Packet, SourceStats};
 use crate::config::Config;
-use crate::decode::{self, Decoded, TransportView, ip_proto};
+use crate::decode::{self, ip_proto};
 use crate::detect::verdict::FlowVerdict;
 use crate::engine::Engine;
 use crate::error::Error;
@@ -121,6 +124,32 @@ impl Backpressure {
         match self {
             Backpressure::Block => "block",
             Backpressure::Drop => "drop",
+        }
+    }
+}
+
+/// How the dispatcher routes whole UDP datagrams (fragments always go by address pair and
+/// protocol, since only the first carries ports). See the module docs, "Routing".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UdpRouting {
+    /// By address pair and protocol, ports zeroed: a datagram reassembled from fragments
+    /// meets the unfragmented datagrams of its flow; all UDP between two hosts lands on one
+    /// worker.
+    #[default]
+    AddressPair,
+    /// By the symmetric 5-tuple, as TCP: the UDP flows between two hosts spread over the
+    /// workers; a fragmented datagram goes where its address pair routes, which may be
+    /// another engine than the rest of its flow (the flow then has two records there).
+    FiveTuple,
+}
+
+impl UdpRouting {
+    /// Stable name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UdpRouting::AddressPair => "address_pair",
+            UdpRouting::FiveTuple => "five_tuple",
         }
     }
 }
@@ -180,6 +209,8 @@ pub struct PipelineConfig {
     pub output_queue: usize,
     /// What to do when a worker's queue is full.
     pub backpressure: Backpressure,
+    /// How whole UDP datagrams are routed (default [`UdpRouting::AddressPair`]).
+    pub udp_routing: UdpRouting,
 }
 
 impl Default for PipelineConfig {
@@ -191,6 +222,7 @@ impl Default for PipelineConfig {
             queue_batches: 16,
             output_queue: 4096,
             backpressure: Backpressure::Block,
+            udp_routing: UdpRouting::AddressPair,
         }
     }
 }
@@ -337,31 +369,30 @@ fn merge_json(acc: &mut serde_json::Value, v: serde_json::Value) {
 /// The routing hash of a packet, by the rules of the module docs: `None` for a packet that
 /// is not IP or does not decode (the pipeline sends those to worker 0).
 pub fn flow_hash(link_type: LinkType, data: &[u8]) -> Option<u64> {
-    route(link_type, data).0
+    route(link_type, data, UdpRouting::AddressPair).0
 }
 
 /// The routing hash, and whether the packet is a whole IP packet (which advances a flow
-/// table's sweep clock; fragments and undecodable frames do not).
-fn route(link_type: LinkType, data: &[u8]) -> (Option<u64>, bool) {
-    match decode::decode(link_type, data) {
-        Ok(Decoded::Packet(p)) => {
-            let h = match p.transport {
-                TransportView::Tcp(t) => {
-                    FlowKey::new(p.src, t.src_port, p.dst, t.dst_port, ip_proto::TCP)
-                        .0
-                        .symmetric_hash()
-                }
-                _ => FlowKey::new(p.src, 0, p.dst, 0, p.ip_proto())
-                    .0
-                    .symmetric_hash(),
+/// table's sweep clock; fragments and undecodable frames do not). The key comes from
+/// [`decode::route_key`], which reads only the headers routing needs and gives exactly what
+/// a full [`decode::decode`] would.
+fn route(link_type: LinkType, data: &[u8], udp: UdpRouting) -> (Option<u64>, bool) {
+    match decode::route_key(link_type, data) {
+        Some(k) => {
+            let ports = !k.fragment
+                && (k.proto == ip_proto::TCP
+                    || (k.proto == ip_proto::UDP && udp == UdpRouting::FiveTuple));
+            let (sp, dp) = if ports {
+                (k.src_port, k.dst_port)
+            } else {
+                (0, 0)
             };
-            (Some(h), true)
+            let h = FlowKey::new(k.src, sp, k.dst, dp, k.proto)
+                .0
+                .symmetric_hash();
+            (Some(h), !k.fragment)
         }
-        Ok(Decoded::Fragment(f)) => (
-            Some(FlowKey::new(f.src, 0, f.dst, 0, f.proto).0.symmetric_hash()),
-            false,
-        ),
-        Err(_) => (None, false),
+        None => (None, false),
     }
 }
 
@@ -582,7 +613,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
     /// The lane of a packet; ticks first when it advances the sweep clock.
     fn lane_of(&mut self, ts: Timestamp, link_type: LinkType, data: &[u8]) -> usize {
         let n = self.lanes.len() as u64;
-        let (hash, whole) = route(link_type, data);
+        let (hash, whole) = route(link_type, data, self.cfg.udp_routing);
         if whole {
             self.maybe_tick(ts);
         }
@@ -1041,6 +1072,50 @@ mod tests {
             stats.dispatch.batches_allocated <= stats.dispatch.batches.min(in_flight as u64),
             "{stats:?}"
         );
+    }
+
+    #[test]
+    fn five_tuple_udp_routing_spreads_one_host_pair_and_address_pair_does_not() {
+        for (udp_routing, spread) in [
+            (UdpRouting::AddressPair, false),
+            (UdpRouting::FiveTuple, true),
+        ] {
+            let pcfg = PipelineConfig {
+                workers: 2,
+                udp_routing,
+                ..PipelineConfig::default()
+            };
+            let mut p = Pipeline::new(Config::default(), pcfg, Vec::<Event>::new()).unwrap();
+            for i in 0..200u16 {
+                let q = udp([10, 0, 0, 1], 30_000 + i, [10, 0, 0, 2], 53, b"q");
+                let r = udp([10, 0, 0, 2], 53, [10, 0, 0, 1], 30_000 + i, b"r");
+                p.push(&packet(&q, u64::from(i) * 2));
+                p.push(&packet(&r, u64::from(i) * 2 + 1));
+            }
+            let (events, stats) = p.finish().unwrap();
+            let routed = &stats.dispatch.routed;
+            assert_eq!(routed.iter().sum::<u64>(), 400);
+            assert_eq!(
+                routed.iter().all(|&n| n > 0),
+                spread,
+                "{udp_routing:?}: {routed:?}"
+            );
+            // Either way each query/answer pair is one flow: both directions met.
+            let flows: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Flow(f) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(flows.len(), 200, "{udp_routing:?}");
+            assert!(
+                flows
+                    .iter()
+                    .all(|f| f.flow.pkts_toserver == 1 && f.flow.pkts_toclient == 1),
+                "{udp_routing:?}"
+            );
+        }
     }
 
     #[test]

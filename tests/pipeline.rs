@@ -9,7 +9,7 @@ mod common;
 
 use entrospect::capture::CaptureFile;
 use entrospect::host::HostEvent;
-use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig};
+use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig, UdpRouting};
 use entrospect::{Config, Event};
 use std::path::Path;
 use std::sync::Arc;
@@ -26,8 +26,19 @@ fn lines(events: &[Event]) -> Vec<String> {
 
 /// Replay `path` (and host events merged by time) through `workers` workers.
 fn run(path: &Path, host: &[HostEvent], workers: usize) -> (Vec<String>, u64) {
+    run_routed(path, host, workers, UdpRouting::AddressPair)
+}
+
+/// As [`run`], with the given UDP routing.
+fn run_routed(
+    path: &Path,
+    host: &[HostEvent],
+    workers: usize,
+    udp_routing: UdpRouting,
+) -> (Vec<String>, u64) {
     let pcfg = PipelineConfig {
         workers,
+        udp_routing,
         // Small batches and queues exercise the batch boundaries and back-pressure.
         batch_packets: 7,
         queue_batches: 2,
@@ -91,6 +102,45 @@ fn one_worker_pipeline_matches_the_single_engine_on_the_demo() {
     let (engine, _) = common::replay(&path, Config::default());
     let (pipe, _) = run(&path, &[], 1);
     assert_eq!(lines(&engine), pipe);
+}
+
+/// Five-tuple UDP routing splits a UDP flow only when some of its datagrams are IP
+/// fragments (they go by address pair): every capture whose records differ between 1 and 2
+/// workers must hold fragments, by its TShark oracle.
+#[test]
+fn five_tuple_udp_routing_changes_records_only_where_there_are_fragments() {
+    let Some(dir) = common::corpus_dir("pcap") else {
+        return;
+    };
+    let (mut files, mut differ) = (0, Vec::new());
+    for path in common::corpus_captures(&dir) {
+        if CaptureFile::open(&path).is_err() {
+            continue;
+        }
+        files += 1;
+        let (one, _) = run_routed(&path, &[], 1, UdpRouting::FiveTuple);
+        let (two, _) = run_routed(&path, &[], 2, UdpRouting::FiveTuple);
+        if one != two {
+            let fragments: u64 = common::oracle(&path)
+                .iter()
+                .filter(|v| v["type"] == "file")
+                .map(|v| {
+                    let c = &v["counters"];
+                    c["ipv4_fragment_frames"].as_u64().unwrap_or(0)
+                        + c["ipv6_fragment_frames"].as_u64().unwrap_or(0)
+                })
+                .sum();
+            differ.push((path.display().to_string(), fragments));
+        }
+    }
+    eprintln!(
+        "five-tuple UDP routing: {files} captures, records differ for 1/2 workers in {differ:?}"
+    );
+    assert!(files > 50, "{files} corpus captures opened");
+    assert!(
+        differ.iter().all(|(_, fragments)| *fragments > 0),
+        "records differ without fragments: {differ:?}"
+    );
 }
 
 #[test]

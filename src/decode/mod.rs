@@ -17,8 +17,10 @@
 pub mod defrag;
 mod error;
 mod link;
+pub mod route;
 
 pub use error::{DecodeError, DecodeErrorKind, Layer};
+pub use route::{RouteKey, route_key};
 
 use crate::capture::LinkType;
 use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
