@@ -47,6 +47,10 @@ struct FlowState {
 
 /// What an engine queues for its caller: events, and (in a pipeline worker, whose
 /// correlation stage is elsewhere) the findings of its verdict points.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are most of the queue and stay inline as before; the rarer variants are boxed"
+)]
 pub(crate) enum Queued {
     /// An event for the sink.
     Event(Event),

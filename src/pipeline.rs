@@ -534,6 +534,10 @@ struct Lane {
 
 /// What a worker passes to the correlation stage, tagged with the sequence number of the
 /// item that produced it.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are most of the queue and stay inline as before; the rarer variants are boxed"
+)]
 enum Out {
     Event(Event),
     Finding(Box<Finding>),
@@ -591,12 +595,14 @@ fn check(key: &'static str, v: usize, lo: usize, hi: usize) -> Result<(), Pipeli
 }
 
 impl<S: Sink + Send + 'static> Pipeline<S> {
-    /// Start `pcfg.workers` workers, each with an engine built from `cfg`, and a collector
-    /// thread that hands every event to `sink`.
+    /// Start `pcfg.workers` workers, each with an engine built from `cfg`, and the
+    /// correlation stage's thread, which holds the host state and hands every event to
+    /// `sink`.
     ///
     /// # Errors
     /// [`PipelineError::Setting`] for settings out of range, [`PipelineError::Engine`] when
-    /// `cfg` is invalid, [`PipelineError::Spawn`] when a thread cannot start.
+    /// `cfg` is invalid, [`PipelineError::Correlation`] when its baseline cannot be loaded,
+    /// [`PipelineError::Spawn`] when a thread cannot start.
     pub fn new(cfg: Config, pcfg: PipelineConfig, sink: S) -> Result<Pipeline<S>, PipelineError> {
         Pipeline::start(cfg, pcfg, sink, None)
     }
@@ -1573,6 +1579,49 @@ mod tests {
         let dropped = fin.dispatch.drops.get("queue_full").copied().unwrap_or(0);
         assert_eq!(fin.dispatch.routed[0] + dropped, 2000);
         assert_eq!(fin.capture().packets, fin.dispatch.routed[0]);
+    }
+
+    #[test]
+    fn skewed_traffic_with_tiny_queues_and_a_slow_sink_finishes_with_every_host_event() {
+        // One busy flow on one worker, the others nearly idle, one-deep queues and a sink
+        // that sleeps: the merge must keep getting watermarks from the idle workers, and
+        // the dispatcher must not wait on a full lane while the stage waits on another.
+        let pcfg = PipelineConfig {
+            workers: 4,
+            batch_packets: 2,
+            queue_batches: 1,
+            output_queue: 1,
+            ..PipelineConfig::default()
+        };
+        let sink = |_: &Event| std::thread::sleep(std::time::Duration::from_micros(50));
+        let mut p = Pipeline::new(Config::default(), pcfg, sink).unwrap();
+        let mut hosts = 0u64;
+        for i in 0..3000u64 {
+            let f = if i % 97 == 0 {
+                udp([10, 0, 1, (i % 200) as u8], 7000, [10, 0, 0, 2], 53, b"q")
+            } else {
+                udp([10, 0, 0, 1], 5000, [10, 0, 0, 2], 53, b"x")
+            };
+            p.push(&packet(&f, i));
+            if i % 50 == 0 {
+                let ev: HostEvent = serde_json::from_value(serde_json::json!({
+                    "timestamp": packet(&f, i).ts.0,
+                    "host": "h1",
+                    "platform": "linux",
+                    "event": "process_start",
+                    "pid": 100 + i,
+                    "image": "/usr/bin/x"
+                }))
+                .unwrap();
+                p.process_host_event(ev);
+                hosts += 1;
+            }
+        }
+        let (_, stats) = p.finish().unwrap();
+        assert_eq!(stats.capture().packets, 3000);
+        assert_eq!(stats.correlation.host.events, hosts);
+        assert_eq!(stats.dispatch.host_events_dropped, 0);
+        assert!(stats.workers.iter().all(|w| w.host.events == 0));
     }
 
     #[test]
