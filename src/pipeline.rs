@@ -76,7 +76,8 @@
 //! findings, forwarded host events) with the number of the item that produced it, and
 //! after each batch sends one *chunk*: those outputs and a *watermark*, the batch's end
 //! number (everything the dispatcher stamped before it handed the batch over, so no later
-//! output of that worker can carry a smaller number). The stage merges the workers' chunks
+//! output of that worker can carry a smaller number); a busy worker puts a few batches in
+//! one chunk ("Bounds"). The stage merges the workers' chunks
 //! in `(sequence, worker)` order, taking the next output only when no worker can still
 //! send a smaller one: a host event stamped `s` is applied once every worker's watermark
 //! has passed `s`, and a finding stamped `p` is evaluated after every host event stamped
@@ -102,8 +103,10 @@
 //! ([`PipelineConfig::output_queue`] chunks); the stage holds at most one received chunk
 //! per worker, and reads a worker only when the merge needs its next output, so a worker
 //! that runs ahead blocks on its full channel, then its queue fills and back-pressure
-//! reaches the dispatcher. A chunk holds the outputs of one batch: a handful per packet at
-//! most, all the flows it expires for a tick (bounded by `flow.max_flows`). The stage's map
+//! reaches the dispatcher. A worker sends a chunk when its queue is empty (so an idle
+//! worker's watermark is always out), and while busy every 16 batches or 1024 outputs: a
+//! chunk holds a handful of outputs per packet at most, and for a tick all the flows it
+//! expires (bounded by `flow.max_flows`). The stage's map
 //! of per-flow verdict flags has an entry per flow that reached a verdict point and has
 //! not ended, capped at `workers × flow.max_flows` (the flows that can be open at once;
 //! beyond it an arbitrary entry is evicted and counted).
@@ -232,8 +235,8 @@ pub struct PipelineConfig {
     /// Batches queued per worker (default 16).
     pub queue_batches: usize,
     /// Output chunks queued between each worker and the correlation stage (default 64).
-    /// A worker sends one chunk per batch it processed: the events and findings the batch
-    /// produced and the worker's watermark (module docs, "Correlation stage").
+    /// A chunk holds the events and findings of the batches a worker processed since its
+    /// last one (up to 16) and its watermark (module docs, "Correlation stage").
     pub output_queue: usize,
     /// What to do when a worker's queue is full.
     pub backpressure: Backpressure,
@@ -712,6 +715,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
                 snapshot: Arc::clone(&snap),
                 pending: Vec::new(),
                 watermark: 0,
+                held: 0,
             };
             let name = format!("entrospect-w{i}");
             let handle = std::thread::Builder::new()
@@ -1219,7 +1223,15 @@ struct Worker {
     pending: Vec<(u64, Out)>,
     /// `seq_end` of the last batch processed.
     watermark: u64,
+    /// Batches processed since the last chunk was sent.
+    held: usize,
 }
+
+/// The most batches a busy worker processes before it sends a chunk.
+const HELD_BATCHES: usize = 16;
+
+/// The outputs at which a busy worker sends its chunk without waiting for more batches.
+const HELD_OUTPUTS: usize = 1024;
 
 impl Worker {
     fn run(mut self) {
@@ -1265,7 +1277,15 @@ impl Worker {
             drop(file);
             batch.clear();
             let _ = self.recycle.try_send(batch);
-            self.forward(self.watermark);
+            // A worker with more batches queued is busy, so the stage cannot be left
+            // waiting on it: it holds its outputs for a few batches (one channel hand-over,
+            // one wake-up of the stage, instead of one per batch). An idle worker sends at
+            // once, so its watermark is never held back.
+            self.held = self.held.saturating_add(1);
+            if self.rx.is_empty() || self.held >= HELD_BATCHES || self.pending.len() >= HELD_OUTPUTS
+            {
+                self.forward(self.watermark);
+            }
         }
         // The flows still open end at the last watermark (the same in every worker after
         // `Pipeline::finish`); nothing follows them.
@@ -1289,6 +1309,7 @@ impl Worker {
     /// Send the pending outputs with `watermark` (a stage that is gone takes nothing:
     /// the outputs are dropped and the worker goes on, so the dispatcher never stalls).
     fn forward(&mut self, watermark: u64) {
+        self.held = 0;
         let chunk = Chunk {
             items: std::mem::take(&mut self.pending),
             watermark,
