@@ -131,6 +131,7 @@ fn stats_line(stats: &PipelineStats, live: Option<LiveStats>) -> serde_json::Val
         "event_type": "stats",
         "stats": stats.merged_json(),
         "pipeline": stats.dispatch,
+        "correlation": stats.correlation,
         "live": live,
     })
 }

@@ -6,24 +6,23 @@
 
 use crate::capture::{LinkType, Packet};
 use crate::config::{Config, ConfigError};
+use crate::correlation::{Correlation, Finding, VerdictFlags, VerdictPoint};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{self, DecodeErrorKind, Decoded};
-use crate::detect::DetectConfig;
 use crate::detect::an0404::{self, An0404Config, DirEvidence, FlowEvidence as An0404Evidence};
-use crate::detect::correlate::{Correlator, FlowVerdictInput};
-use crate::detect::verdict::{self, FlowVerdict, Verdict, VerdictConfig};
+use crate::detect::correlate::FlowVerdictInput;
+use crate::detect::verdict::FlowVerdict;
 use crate::error::Error;
 use crate::flow::{Direction, EndReason, FlowMeta, FlowTable, Inspector, Interest, TcpState};
 use crate::host::HostEvent;
-use crate::host::crypto_libs::CryptoLibTable;
 use crate::host::index::HostIndex;
 use crate::inspect::protocol::{AppProto, Transport};
 use crate::inspect::tls;
 use crate::inspect::{FlowInspection, InspectorSet};
 use crate::output::stats::{DecodeErrorCounts, PacketStats, StatsSection};
 use crate::output::{
-    AlertEvent, AlertSection, EntropySection, Event, EventHeader, FlowEvent, FlowSection,
-    ProtocolSection, StatsEvent, TcpSection, TlsEvent, eve_severity, proto_name,
+    EntropySection, Event, EventHeader, FlowEvent, FlowSection, ProtocolSection, StatsEvent,
+    TcpSection, TlsEvent, proto_name,
 };
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -44,18 +43,25 @@ pub const MAX_WIRE_LEN: u32 = 262_144;
 /// Per-flow state: what the inspectors keep, plus what detection already said.
 struct FlowState {
     insp: FlowInspection,
-    /// Whether any analytic alerted on this flow.
-    alerted: bool,
     /// A verdict point was passed while the recognisers still wanted the opening exchange.
     deferred: bool,
-    /// The flow's allow verdict was given.
-    allowed: bool,
-    /// The flow's alert (or block-suggested) verdict was given.
-    alert_verdict: bool,
+    /// What the correlation stage remembers of the flow (inline correlation only: a
+    /// pipeline worker's stage keeps it instead).
+    flags: VerdictFlags,
 }
 
-/// The caller's verdict handler (see [`Engine::set_verdict_handler`]).
-type VerdictHandler = Box<dyn FnMut(&FlowVerdict) + Send>;
+/// What an engine queues for its caller: events, and (in a pipeline worker, whose
+/// correlation stage is elsewhere) the findings of its verdict points.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are most of the queue and stay inline as before; the rarer variants are boxed"
+)]
+pub(crate) enum Queued {
+    /// An event for the sink.
+    Event(Event),
+    /// A verdict point for the pipeline's correlation stage.
+    Finding(Box<Finding>),
+}
 
 /// Payload packets (both directions) that make a flow's opening exchange: the protocol
 /// recognisers get them before AN0404 calls random payload unknown.
@@ -64,26 +70,36 @@ const OPENING_PAYLOAD_PACKETS: u64 = 4;
 /// The stages after the flow table, seen by it as one [`Inspector`].
 struct Stages {
     inspect: InspectorSet,
-    correlator: Correlator,
-    host: HostIndex,
+    /// The host state and correlator, used inline unless `forward` is set.
+    correlation: Correlation,
+    /// Queue findings for a pipeline's correlation stage instead of judging them here.
+    forward: bool,
     an0404: An0404Config,
-    queue: VecDeque<Event>,
-    /// Most events queued (see [`MAX_QUEUED_EVENTS`]).
-    queue_cap: usize,
-    dropped_events: u64,
-    alerts: BTreeMap<&'static str, u64>,
+    queue: OutQueue,
     suppressed: BTreeMap<&'static str, u64>,
-    verdict_cfg: VerdictConfig,
-    verdict_handler: Option<VerdictHandler>,
+}
+
+/// The engine's bounded output queue.
+struct OutQueue {
+    items: VecDeque<Queued>,
+    /// Most items queued (see [`MAX_QUEUED_EVENTS`]).
+    cap: usize,
+    dropped: u64,
+}
+
+impl OutQueue {
+    fn push(&mut self, q: Queued) {
+        if self.items.len() >= self.cap {
+            self.items.pop_front();
+            self.dropped += 1;
+        }
+        self.items.push_back(q);
+    }
 }
 
 impl Stages {
     fn push(&mut self, ev: Event) {
-        if self.queue.len() >= self.queue_cap {
-            self.queue.pop_front();
-            self.dropped_events += 1;
-        }
-        self.queue.push_back(ev);
+        self.queue.push(Queued::Event(ev));
     }
 
     fn payload(
@@ -213,96 +229,27 @@ impl Stages {
             an1496_network: an1496.as_ref(),
             ended,
         };
-        let alerts = self.correlator.evaluate(&self.host, &input);
-        if let Some(handler) = self.verdict_handler.as_mut() {
+        let first_payload = match f.first_payload {
+            [Some(a), Some(b)] => Some(a.min(b)),
+            [a, b] => a.or(b),
+        };
+        let point = VerdictPoint {
+            payload_pkts: flow.payload_pkts,
             // The opening exchange is over when the recognisers stopped waiting; a TLS
             // flow's allow also waits for its handshake, which AN1496 judges.
-            let allow_point = !recognisers_waiting && handshake_over;
-            let decided = if st.alert_verdict {
-                None
-            } else {
-                verdict::decide(&self.verdict_cfg, &alerts)
-            };
-            let first_payload = match f.first_payload {
-                [Some(a), Some(b)] => Some(a.min(b)),
-                [a, b] => a.or(b),
-            };
-            let mut v = FlowVerdict {
-                flow_id: flow.id,
-                proto: flow.proto,
-                client_ip: flow.client_ip,
-                client_port: flow.client_port,
-                server_ip: flow.server_ip,
-                server_port: flow.server_port,
-                verdict: Verdict::Allow,
-                analytics: Vec::new(),
-                severity: None,
-                score: 0.0,
-                process_joined: false,
-                packets: flow.pkts[0].saturating_add(flow.pkts[1]),
-                payload_packets: flow.payload_pkts[0].saturating_add(flow.payload_pkts[1]),
-                decided_at: ts,
-                first_payload,
-                latency_ns: first_payload.map_or(0, |f| ts.saturating_sub(f)),
-                at_flow_end: ended,
-            };
-            if let Some(d) = decided {
-                st.alert_verdict = true;
-                v.verdict = d.verdict;
-                v.analytics = d.analytics;
-                v.severity = Some(d.severity);
-                v.score = d.score;
-                v.process_joined = d.process_joined;
-                handler(&v);
-            } else if allow_point && !st.allowed && !st.alert_verdict {
-                st.allowed = true;
-                handler(&v);
-            }
+            allow_point: !recognisers_waiting && handshake_over,
+            first_payload,
+        };
+        if self.forward {
+            self.queue
+                .push(Queued::Finding(Box::new(Finding::new(&input, point))));
+        } else {
+            let queue = &mut self.queue;
+            self.correlation
+                .judge(&mut st.flags, &input, &point, &mut |ev| {
+                    queue.push(Queued::Event(ev));
+                });
         }
-        for a in alerts {
-            st.alerted = true;
-            *self.alerts.entry(a.analytic).or_default() += 1;
-            self.push(Event::Alert(AlertEvent {
-                header: header(
-                    flow,
-                    ts,
-                    (app_proto != AppProto::Unknown).then(|| app_proto.as_str()),
-                ),
-                alert: AlertSection {
-                    action: "allowed",
-                    signature_id: signature_id(a.analytic),
-                    signature: format!("{} {}", a.analytic, signature_of(a.analytic)),
-                    category: "Encrypted Channel",
-                    severity: eve_severity(a.severity),
-                    analytic: a.analytic,
-                    technique: a.technique,
-                    severity_name: a.severity,
-                    score: a.score,
-                    reasons: a.reasons,
-                    process: a.process,
-                },
-            }));
-        }
-    }
-}
-
-/// A stable Suricata-style signature id: 1 000 000 + the analytic's number (AN0404 →
-/// 1000404).
-fn signature_id(analytic: &str) -> u32 {
-    let n: u32 = analytic.trim_start_matches("AN").parse().unwrap_or(0);
-    1_000_000 + n
-}
-
-/// One-line description of each analytic, for `alert.signature`.
-fn signature_of(analytic: &str) -> &'static str {
-    match analytic {
-        "AN0400" => "symmetric crypto library load then high-entropy egress (Windows)",
-        "AN0401" => "crypto library in an unexpected process then abnormal egress (Linux)",
-        "AN0402" => "Security-framework crypto then randomized non-TLS egress (macOS)",
-        "AN0403" => "ESXi management daemon with encrypted egress outside the baseline",
-        "AN0404" => "high-entropy flow that matches no known encrypted protocol",
-        "AN1496" => "asymmetric crypto library then abnormal TLS",
-        _ => "encrypted channel",
     }
 }
 
@@ -325,10 +272,8 @@ impl Inspector for Stages {
     fn flow_start(&mut self, flow: &FlowMeta) -> FlowState {
         FlowState {
             insp: self.inspect.flow_start(flow),
-            alerted: false,
             deferred: false,
-            allowed: false,
-            alert_verdict: false,
+            flags: VerdictFlags::default(),
         }
     }
 
@@ -392,7 +337,7 @@ impl Inspector for Stages {
                 age: flow.last.saturating_sub(flow.start) / 1_000_000_000,
                 state,
                 reason: reason.as_str(),
-                alerted: st.alerted,
+                alerted: st.flags.alerted,
                 payload_bytes_toserver: flow.payload_bytes[0],
                 payload_bytes_toclient: flow.payload_bytes[1],
                 gap_bytes: flow.gap_bytes[0] + flow.gap_bytes[1],
@@ -422,7 +367,6 @@ pub struct Engine {
     errors: DecodeErrorCounts,
     first_ts: Option<Timestamp>,
     last_ts: Timestamp,
-    host_events: u64,
 }
 
 impl Engine {
@@ -439,38 +383,21 @@ impl Engine {
                 reason: e.to_string(),
             }
         })?;
-        let detect = DetectConfig {
-            an0400: cfg.an0400.clone(),
-            an0401: cfg.an0401.clone(),
-            an0402: cfg.an0402.clone(),
-            an0403: cfg.an0403.clone(),
-            an1496: cfg.an1496.clone(),
-            correlation: cfg.correlation.clone(),
-            baseline: cfg.baseline.clone(),
-        };
-        let correlator = Correlator::new(&detect, &cfg.an0404).map_err(|e| ConfigError::Value {
-            key: "baseline",
-            reason: e.to_string(),
-        })?;
+        let correlation = Correlation::new(&cfg)?;
         Ok(Engine {
-            host_events: 0,
             defrag: Defragmenter::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
             stages: Stages {
                 inspect,
-                correlator,
-                host: HostIndex::with_crypto_table(
-                    cfg.host_index.clone(),
-                    CryptoLibTable::new(&cfg.crypto_libs),
-                ),
+                correlation,
+                forward: false,
                 an0404: cfg.an0404.clone(),
-                queue: VecDeque::new(),
-                queue_cap: cfg.flow.max_flows.saturating_add(MAX_QUEUED_EVENTS),
-                dropped_events: 0,
-                alerts: BTreeMap::new(),
+                queue: OutQueue {
+                    items: VecDeque::new(),
+                    cap: cfg.flow.max_flows.saturating_add(MAX_QUEUED_EVENTS),
+                    dropped: 0,
+                },
                 suppressed: BTreeMap::new(),
-                verdict_cfg: cfg.verdict.clone(),
-                verdict_handler: None,
             },
             cfg,
             packets: 0,
@@ -486,7 +413,7 @@ impl Engine {
     /// What the correlation stage learned, in baseline learn mode (save it with
     /// [`Baseline::save`](crate::detect::baseline::Baseline::save)).
     pub fn baseline(&self) -> Option<&crate::detect::baseline::Baseline> {
-        self.stages.correlator.baseline()
+        self.stages.correlation.correlator().baseline()
     }
 
     /// Call `handler` with each inline flow verdict, on the thread that feeds the engine,
@@ -513,12 +440,14 @@ impl Engine {
     /// # Ok::<(), entrospect::Error>(())
     /// ```
     pub fn set_verdict_handler(&mut self, handler: impl FnMut(&FlowVerdict) + Send + 'static) {
-        self.stages.verdict_handler = Some(Box::new(handler));
+        self.stages
+            .correlation
+            .set_verdict_handler(Some(Box::new(handler)));
     }
 
     /// Stop making verdicts (drops the handler).
     pub fn clear_verdict_handler(&mut self) {
-        self.stages.verdict_handler = None;
+        self.stages.correlation.set_verdict_handler(None);
     }
 
     /// The configuration in use.
@@ -591,20 +520,19 @@ impl Engine {
     /// them by timestamp); the process index tolerates the reordering and clock skew
     /// described in `host::index`.
     pub fn process_host_event(&mut self, ev: HostEvent) {
-        self.host_events += 1;
-        self.stages.host.ingest(ev);
+        self.stages.correlation.ingest(ev);
     }
 
     /// The process index fed by host events.
     pub fn host_index(&self) -> &HostIndex {
-        &self.stages.host
+        self.stages.correlation.host()
     }
 
     /// What the correlation stage counted so far: joins, alerts and allowlist
     /// suppressions per analytic, and the reason of the most recent suppression (a
     /// suppressed finding raises no alert event; this is where its reason is kept).
     pub fn correlation_stats(&self) -> crate::detect::correlate::CorrelationStats {
-        self.stages.correlator.stats()
+        self.stages.correlation.correlator().stats()
     }
 
     /// Expire flows and fragments idle at `now` (call periodically on live traffic when
@@ -612,38 +540,64 @@ impl Engine {
     pub fn flush(&mut self, now: Timestamp) {
         self.flows.expire(&mut self.stages, now);
         self.defrag.expire(now);
-        self.stages.host.expire(now);
+        self.stages.correlation.expire(now);
     }
 
     /// End every flow (input ended), then emit a `stats` event. The events wait in the
     /// engine for [`Engine::drain_events`], one flow record per open flow: with many open
     /// flows, [`Engine::finish_with`] hands them over as they are made instead.
     pub fn finish(&mut self) {
-        let mut events = Vec::new();
-        self.finish_with(|ev| events.push(ev));
+        let mut items = Vec::new();
+        self.finish_queued(|q| items.push(q));
         // Not through `push`: every record of the finish is kept, whatever the queue cap.
-        self.stages.queue.extend(events);
+        self.stages.queue.items.extend(items);
     }
 
     /// End every flow (input ended) and emit a `stats` event, handing every event still
     /// queued and every event the ending makes to `sink` in order, a batch of flows at a
     /// time: memory stays bounded however many flows were open.
     pub fn finish_with(&mut self, mut sink: impl FnMut(Event)) {
+        self.finish_queued(|q| match q {
+            Queued::Event(ev) => sink(ev),
+            // Only a pipeline worker's engine queues findings, and it calls `finish`.
+            Queued::Finding(_) => {}
+        });
+    }
+
+    /// [`Engine::finish_with`] for everything queued, findings included.
+    fn finish_queued(&mut self, mut sink: impl FnMut(Queued)) {
         self.flows
             .flush_with(&mut self.stages, FINISH_BATCH, |stages| {
-                stages.queue.drain(..).for_each(&mut sink);
+                stages.queue.items.drain(..).for_each(&mut sink);
             });
         let stats = self.stats();
-        self.stages.queue.drain(..).for_each(&mut sink);
-        sink(Event::Stats(StatsEvent {
+        self.stages.queue.items.drain(..).for_each(&mut sink);
+        sink(Queued::Event(Event::Stats(StatsEvent {
             timestamp: self.last_ts,
             stats,
-        }));
+        })));
     }
 
     /// Take the events produced so far, oldest first.
     pub fn drain_events(&mut self) -> impl Iterator<Item = Event> + '_ {
-        self.stages.queue.drain(..)
+        self.stages.queue.items.drain(..).filter_map(|q| match q {
+            Queued::Event(ev) => Some(ev),
+            // Only a pipeline worker's engine queues findings, and it drains them with
+            // `drain_outputs`.
+            Queued::Finding(_) => None,
+        })
+    }
+
+    /// Hand every verdict point to the caller as a [`Queued::Finding`] instead of
+    /// correlating it here: a pipeline worker's engine, whose correlation stage is the
+    /// pipeline's. Its own host index then stays empty and it raises no alerts.
+    pub(crate) fn forward_findings(&mut self) {
+        self.stages.forward = true;
+    }
+
+    /// Take the events and findings produced so far, oldest first.
+    pub(crate) fn drain_outputs(&mut self) -> std::collections::vec_deque::Drain<'_, Queued> {
+        self.stages.queue.items.drain(..)
     }
 
     /// Counters so far.
@@ -659,11 +613,11 @@ impl Engine {
             flow: self.flows.stats(),
             defrag: self.defrag.stats(),
             host: crate::output::stats::HostStats::from_index(
-                self.host_events,
-                &self.stages.host.stats(),
+                self.stages.correlation.host_events(),
+                &self.stages.correlation.host().stats(),
             ),
             detect: crate::output::stats::DetectStats {
-                alerts: self.stages.alerts.clone(),
+                alerts: self.stages.correlation.alerts().clone(),
                 suppressed: self.stages.suppressed.clone(),
             },
             entropy_kernel: self.stages.inspect.kernel().name(),

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod config;
+mod correlation;
 pub mod decode;
 pub mod detect;
 pub mod engine;

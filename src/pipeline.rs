@@ -1,14 +1,16 @@
 //! The multi-core pipeline: packets sharded by flow to worker threads, each with its own
-//! [`Engine`].
+//! [`Engine`], and one correlation stage that holds the host state.
 //!
 //! ```text
-//!                      ┌─► worker 0: Engine ─┐
-//! caller ─► dispatcher ┼─► worker 1: Engine ─┼─► collector thread ─► Sink
-//!  (push, replay,      └─► worker N: Engine ─┘     (one output channel)
-//!   host events)   ◄── recycled batches ──┘
+//!                      ┌─► worker 0: Engine ─┐  events, findings,  ┌───────────────────┐
+//! caller ─► dispatcher ┼─► worker 1: Engine ─┼─ host events, ────►│ correlation stage │─► Sink
+//!  (push, replay,      └─► worker N: Engine ─┘  watermarks        │ HostIndex,        │  (and the
+//!   host events)   ◄── recycled batches ──┘   (one channel each)  │ Correlator        │  verdict
+//!                                                                  └───────────────────┘  handler)
 //! ```
 //!
-//! Owns the threads and the channels between them; knows nothing of what an engine does.
+//! Owns the threads and the channels between them; knows nothing of what an engine does
+//! beyond the hand-over of verdict points.
 //!
 //! # Routing
 //!
@@ -41,7 +43,8 @@
 //! copied into the batch's buffer, and workers send emptied batches back through a return
 //! channel, so steady-state capture allocates nothing per packet. A full queue either
 //! blocks the dispatcher ([`Backpressure::Block`]) or drops the batch, counting its packets
-//! under [`DropReason::QueueFull`] ([`Backpressure::Drop`]).
+//! under [`DropReason::QueueFull`] ([`Backpressure::Drop`]); a dropped batch's host events
+//! and ticks (up to `batch_packets` of them) go with the lane's next batch.
 //!
 //! # Time
 //!
@@ -56,50 +59,105 @@
 //! [`Pipeline::tick`] with the wall clock when packets are sparse: it also sends the
 //! partly filled batches.
 //!
-//! # Host events
+//! # Correlation stage
 //!
-//! A host event is broadcast to every worker, in order with the packets, and each worker's
-//! engine keeps its own process index: memory for host state is multiplied by the number
-//! of workers (the index is bounded by `host_index` caps, so at most `workers ×` that).
-//! One correlation stage holding the only host index, fed by the workers' flow findings,
-//! is the planned refinement (DESIGN.md).
+//! The workers keep what needs only the wire: flows, reassembly, inspection, AN0404's
+//! evaluation, AN1496's network half, the TLS summary. At each verdict point of a flow a
+//! worker's engine does not correlate: it hands the point over as an owned *finding*
+//! (what the correlator's input borrows, plus what the verdict needs). One thread, the
+//! correlation stage, owns the pipeline's only host index and correlator: it ingests the
+//! host events, evaluates the findings with the same code a plain [`Engine`] runs inline,
+//! calls the verdict handler, counts alerts, keeps each flow's verdict flags (whether it
+//! alerted, was allowed, got its alert verdict; a flow record's `alerted` is set here), and
+//! writes every event to the [`Sink`]. Host state therefore exists once, whatever the
+//! number of workers ([`PipelineStats::correlation`]).
+//!
+//! **Order.** The dispatcher stamps every item it hands out with a global sequence number:
+//! each packet, each host event, each tick (one number shared by all workers' copies). A
+//! host event travels in worker 0's queue, so it reaches the stage in order with that
+//! worker's packets, unchanged and uncopied. A worker tags what its engine produced (events,
+//! findings, forwarded host events) with the number of the item that produced it, and
+//! after each batch sends one *chunk*: those outputs and a *watermark*, the batch's end
+//! number (everything the dispatcher stamped before it handed the batch over, so no later
+//! output of that worker can carry a smaller number); a busy worker puts a few batches in
+//! one chunk ("Bounds"). The stage merges the workers' chunks
+//! in `(sequence, worker)` order, taking the next output only when no worker can still
+//! send a smaller one: a host event stamped `s` is applied once every worker's watermark
+//! has passed `s`, and a finding stamped `p` is evaluated after every host event stamped
+//! before `p`, exactly where a single engine, fed the same merged stream, would. Within one
+//! number (the flows a tick or the end of input expires in several workers) workers go in
+//! index order, where a single engine goes in flow-table order: the alerts are the same
+//! unless one of those flows' joins changes the clock-skew estimate, the learned baseline
+//! or the correlator's flow cap for another. [`Pipeline::tick`] also stamps a host-state
+//! expiry after the flows it expires, as [`Engine::flush`] does; the sweeps the dispatcher
+//! schedules by itself leave host state alone, as a single engine's own sweeps do.
+//!
+//! **Watermarks must advance.** A worker whose lane holds unsent items, or that gets no
+//! packets, would hold the merge back. So the dispatcher sends a lane's batch, even empty,
+//! once the lane is `2 × batch_packets × workers` numbers behind (checked every
+//! `batch_packets` numbers); [`Pipeline::tick`], [`Pipeline::flush_batches`] and
+//! [`Pipeline::finish`] send every lane. Under [`Backpressure::Block`], before the
+//! dispatcher waits on a full queue it hands every other lane what it holds (retrying
+//! those that are full too every millisecond), so the worker the stage waits for always
+//! gets its watermark: the stage waits only on a worker that is idle with nothing queued
+//! (and then it was sent everything) or that is working.
+//!
+//! **Bounds.** Each worker's chunks go through its own bounded channel
+//! ([`PipelineConfig::output_queue`] chunks); the stage holds at most one received chunk
+//! per worker, and reads a worker only when the merge needs its next output, so a worker
+//! that runs ahead blocks on its full channel, then its queue fills and back-pressure
+//! reaches the dispatcher. A worker sends a chunk when its queue is empty (so an idle
+//! worker's watermark is always out), and while busy every 16 batches or 1024 outputs: a
+//! chunk holds a handful of outputs per packet at most, and for a tick all the flows it
+//! expires (bounded by `flow.max_flows`). The stage's map
+//! of per-flow verdict flags has an entry per flow that reached a verdict point and has
+//! not ended, capped at `workers × flow.max_flows` (the flows that can be open at once;
+//! beyond it an arbitrary entry is evicted and counted).
+//!
+//! **Latency.** A finding is judged when the merge reaches it: after the slowest worker
+//! has caught up with its number. On a busy link that is within a few batches; on a quiet
+//! one, call [`Pipeline::tick`] (or [`Pipeline::flush_batches`]) to push it along.
 //!
 //! # Inline verdicts
 //!
-//! [`Pipeline::with_verdict_handler`] gives every worker's engine the same handler: the
-//! verdicts of [`crate::detect::verdict`] are delivered on the worker threads, at the packet
-//! that decided them, without going through the collector.
+//! [`Pipeline::with_verdict_handler`] gives the correlation stage the handler: the verdicts
+//! of [`crate::detect::verdict`] are delivered on the stage's thread, one at a time, in the
+//! merged order (so the same verdicts, in the same order for any number of workers, up to
+//! the ties above).
 //!
 //! # Output
 //!
-//! Workers send their events through one bounded channel to a collector thread that hands
-//! them to the [`Sink`] given at construction (an [`EveWriter`](crate::output::EveWriter),
-//! a `Vec<Event>`, a closure). Events of different workers interleave in arrival order.
+//! The stage hands every event to the [`Sink`] given at construction (an
+//! [`EveWriter`](crate::output::EveWriter), a `Vec<Event>`, a closure) in the merged order.
 //! The engines' own `stats` events are not forwarded: [`Pipeline::finish`] returns the
 //! merged counters instead, and [`Pipeline::stats`] gives them while running.
 //!
 //! # Contracts
 //!
 //! No panics on input; every queue is bounded; a worker that panics is reported by
-//! [`Pipeline::finish`] as [`PipelineError::WorkerPanicked`]. Dropping a `Pipeline` without
+//! [`Pipeline::finish`] as [`PipelineError::WorkerPanicked`] (the merge goes on without it). Dropping a `Pipeline` without
 //! `finish` closes the queues; the threads end on their own after draining them.
 
 use crate::capture::{CaptureError, CaptureFile, LinkType, MAX_CAPLEN, Packet, SourceStats};
 use crate::config::Config;
+use crate::correlation::{Correlation, Finding, VerdictFlags};
 use crate::decode::{self, ip_proto};
+use crate::detect::baseline::BaselineMode;
+use crate::detect::correlate::CorrelationStats;
 use crate::detect::verdict::FlowVerdict;
-use crate::engine::Engine;
+use crate::engine::{Engine, Queued};
 use crate::error::Error;
 use crate::flow::FlowKey;
 use crate::host::HostEvent;
-use crate::output::stats::{PacketStats, StatsSection};
+use crate::output::stats::{HostStats, PacketStats, StatsSection};
 use crate::output::{Event, Sink};
 use crate::time::Timestamp;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A verdict handler shared by the workers.
 type SharedVerdictHandler = Arc<dyn Fn(&FlowVerdict) + Send + Sync>;
@@ -205,7 +263,9 @@ pub struct PipelineConfig {
     pub batch_bytes: usize,
     /// Batches queued per worker (default 16).
     pub queue_batches: usize,
-    /// Events queued between the workers and the collector (default 4096).
+    /// Output chunks queued between each worker and the correlation stage (default 64).
+    /// A chunk holds the events and findings of the batches a worker processed since its
+    /// last one (up to 16) and its watermark (module docs, "Correlation stage").
     pub output_queue: usize,
     /// What to do when a worker's queue is full.
     pub backpressure: Backpressure,
@@ -220,7 +280,7 @@ impl Default for PipelineConfig {
             batch_packets: 64,
             batch_bytes: MAX_CAPLEN as usize,
             queue_batches: 16,
-            output_queue: 4096,
+            output_queue: 64,
             backpressure: Backpressure::Block,
             udp_routing: UdpRouting::AddressPair,
         }
@@ -261,9 +321,15 @@ pub enum PipelineError {
         /// Worker index.
         worker: usize,
     },
-    /// The collector thread (running the sink) panicked.
-    #[error("pipeline collector (the event sink) panicked")]
+    /// The correlation stage's thread (running the sink and the verdict handler) panicked.
+    #[error("pipeline correlation stage (the event sink or verdict handler) panicked")]
     CollectorPanicked,
+    /// The correlation stage could not be built (its baseline).
+    #[error("cannot build the correlation stage: {source}")]
+    Correlation {
+        /// The error.
+        source: Error,
+    },
 }
 
 /// The dispatcher's counters.
@@ -281,9 +347,11 @@ pub struct DispatchStats {
     pub batches: u64,
     /// Batch buffers allocated (the rest were recycled).
     pub batches_allocated: u64,
-    /// Host events broadcast.
+    /// Host events handed to the correlation stage (in worker 0's queue, in order with
+    /// its packets).
     pub host_events: u64,
-    /// Host-event copies lost with dropped batches.
+    /// Host events lost: worker 0 was gone, or a dropped batch held more host events and
+    /// ticks than the next batch carries over ([`Backpressure::Drop`]).
     pub host_events_dropped: u64,
     /// Flow-table ticks broadcast.
     pub ticks: u64,
@@ -291,13 +359,33 @@ pub struct DispatchStats {
     pub drops: BTreeMap<&'static str, u64>,
 }
 
+/// Counters of the correlation stage: the pipeline's host state and alerts, counted once.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StageStats {
+    /// Host events ingested and the process index (the pipeline's only one).
+    pub host: HostStats,
+    /// Alerts raised, per analytic.
+    pub alerts: BTreeMap<&'static str, u64>,
+    /// The correlator's joins and suppressions.
+    pub correlation: CorrelationStats,
+    /// Findings (verdict points) received from the workers.
+    pub findings: u64,
+    /// Flows whose verdict flags are held (reached a verdict point, not yet ended).
+    pub flows_tracked: u64,
+    /// Verdict-flag entries evicted at the cap (module docs, "Bounds").
+    pub flows_evicted: u64,
+}
+
 /// Counters of the whole pipeline.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PipelineStats {
     /// The dispatcher.
     pub dispatch: DispatchStats,
-    /// Each worker's engine, as of its last tick (or its end, after `finish`).
+    /// Each worker's engine, as of its last tick (or its end, after `finish`). Workers hold
+    /// no host state and raise no alerts: their `host` and `detect.alerts` stay empty.
     pub workers: Vec<StatsSection>,
+    /// The correlation stage, as of its last tick (or its end, after `finish`).
+    pub correlation: StageStats,
 }
 
 impl PipelineStats {
@@ -320,10 +408,11 @@ impl PipelineStats {
         sum
     }
 
-    /// The workers' `stats` sections merged into one JSON object, as one engine would
-    /// report it: integer counters are summed (gauges such as `flow.active` too, which is
-    /// right for shared-nothing workers; peaks such as `flow.peak_active` become an upper
-    /// bound), `capture_seconds` and other floats take the largest, strings the first.
+    /// The workers' `stats` sections and the correlation stage's host and alert counters
+    /// merged into one JSON object, as one engine would report it: integer counters are
+    /// summed (gauges such as `flow.active` too, which is right for shared-nothing workers;
+    /// peaks such as `flow.peak_active` become an upper bound), `capture_seconds` and other
+    /// floats take the largest, strings the first.
     pub fn merged_json(&self) -> serde_json::Value {
         let mut acc = serde_json::Value::Null;
         for w in &self.workers {
@@ -331,6 +420,11 @@ impl PipelineStats {
                 merge_json(&mut acc, v);
             }
         }
+        let stage = serde_json::json!({
+            "host": self.correlation.host,
+            "detect": { "alerts": self.correlation.alerts },
+        });
+        merge_json(&mut acc, stage);
         acc
     }
 }
@@ -405,16 +499,34 @@ enum Bytes {
     Own { off: usize, len: usize },
 }
 
+/// One unit of a worker's stream, stamped with its global sequence number (module docs,
+/// "Correlation stage").
 #[derive(Debug)]
 enum Item {
     Packet {
+        seq: u64,
         ts: Timestamp,
         link_type: LinkType,
         orig_len: u32,
         bytes: Bytes,
     },
-    Tick(Timestamp),
-    Host(Box<HostEvent>),
+    /// Expire idle flows (every worker gets a copy with the same number).
+    Tick { seq: u64, now: Timestamp },
+    /// A host event for the correlation stage (worker 0 only; it passes it on).
+    Host { seq: u64, ev: Box<HostEvent> },
+    /// Expire the stage's host state at a tick (worker 0 only; it passes it on).
+    HostExpire { seq: u64, now: Timestamp },
+}
+
+impl Item {
+    fn seq(&self) -> u64 {
+        match self {
+            Item::Packet { seq, .. }
+            | Item::Tick { seq, .. }
+            | Item::Host { seq, .. }
+            | Item::HostExpire { seq, .. } => *seq,
+        }
+    }
 }
 
 /// A batch of work for one worker; travels back to the dispatcher empty.
@@ -424,6 +536,9 @@ struct Batch {
     packets: usize,
     buf: Vec<u8>,
     file: Option<Arc<CaptureFile>>,
+    /// The dispatcher's next sequence number when it handed the batch over: the worker's
+    /// watermark once it has processed the batch.
+    seq_end: u64,
 }
 
 impl Batch {
@@ -432,12 +547,13 @@ impl Batch {
         self.packets = 0;
         self.buf.clear();
         self.file = None;
+        self.seq_end = 0;
     }
 
     fn host_events(&self) -> u64 {
         self.items
             .iter()
-            .filter(|i| matches!(i, Item::Host(_)))
+            .filter(|i| matches!(i, Item::Host { .. }))
             .count() as u64
     }
 }
@@ -445,6 +561,29 @@ impl Batch {
 struct Lane {
     tx: Option<Sender<Batch>>,
     batch: Batch,
+    /// `seq_end` of the last batch handed (or offered, under [`Backpressure::Drop`]) to
+    /// the worker.
+    sent_upto: u64,
+}
+
+/// What a worker passes to the correlation stage, tagged with the sequence number of the
+/// item that produced it.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are most of the queue and stay inline as before; the rarer variants are boxed"
+)]
+enum Out {
+    Event(Event),
+    Finding(Box<Finding>),
+    Host(Box<HostEvent>),
+    HostExpire(Timestamp),
+}
+
+/// A worker's outputs for one batch, and its watermark: no later output of this worker
+/// carries a number below it.
+struct Chunk {
+    items: Vec<(u64, Out)>,
+    watermark: u64,
 }
 
 /// N worker threads, each with its own [`Engine`], fed by flow-hash sharding; see the
@@ -457,10 +596,17 @@ pub struct Pipeline<S: Sink + Send + 'static> {
     workers: Vec<JoinHandle<()>>,
     collector: Option<JoinHandle<S>>,
     snapshots: Vec<Arc<Mutex<StatsSection>>>,
+    stage_snapshot: Arc<Mutex<StageStats>>,
     stats: DispatchStats,
     drops: [u64; DropReason::ALL.len()],
     tick_ns: u64,
     last_tick: Option<Timestamp>,
+    /// The next sequence number to stamp.
+    next_seq: u64,
+    /// When to look for lanes that are behind next.
+    next_check: u64,
+    /// How far behind `next_seq` a lane may fall before it is sent.
+    max_lag: u64,
 }
 
 impl<S: Sink + Send + 'static> std::fmt::Debug for Pipeline<S> {
@@ -483,24 +629,28 @@ fn check(key: &'static str, v: usize, lo: usize, hi: usize) -> Result<(), Pipeli
 }
 
 impl<S: Sink + Send + 'static> Pipeline<S> {
-    /// Start `pcfg.workers` workers, each with an engine built from `cfg`, and a collector
-    /// thread that hands every event to `sink`.
+    /// Start `pcfg.workers` workers, each with an engine built from `cfg`, and the
+    /// correlation stage's thread, which holds the host state and hands every event to
+    /// `sink`.
     ///
     /// # Errors
     /// [`PipelineError::Setting`] for settings out of range, [`PipelineError::Engine`] when
-    /// `cfg` is invalid, [`PipelineError::Spawn`] when a thread cannot start.
+    /// `cfg` is invalid, [`PipelineError::Correlation`] when its baseline cannot be loaded,
+    /// [`PipelineError::Spawn`] when a thread cannot start.
     pub fn new(cfg: Config, pcfg: PipelineConfig, sink: S) -> Result<Pipeline<S>, PipelineError> {
         Pipeline::start(cfg, pcfg, sink, None)
     }
 
-    /// As [`Pipeline::new`], and every worker's engine hands its inline flow verdicts to
+    /// As [`Pipeline::new`], and the correlation stage hands each inline flow verdict to
     /// `handler` (see [`Engine::set_verdict_handler`] and [`crate::detect::verdict`]).
     ///
-    /// The handler is called **on the worker threads**, concurrently when there are several
-    /// workers, from the packet path: it must be `Send + Sync` and fast (hand the verdict to
-    /// a channel if acting on it takes time; a slow handler stalls its worker and, through
-    /// back-pressure, the dispatcher). Verdicts of one flow come from one worker, in order;
-    /// verdicts of different flows interleave in no fixed order.
+    /// The handler is called **on the correlation stage's thread**, one verdict at a time,
+    /// in the merged packet order (module docs, "Correlation stage"), so the verdicts are
+    /// a single engine's whatever the number of workers. It must be `Send` and fast (hand
+    /// the verdict to a channel if acting on it takes time; a slow handler stalls the stage
+    /// and, through back-pressure, the workers and the dispatcher). A verdict is delivered
+    /// once the merge reaches the packet that decided it: on a quiet link that waits for
+    /// the next [`Pipeline::tick`].
     ///
     /// # Errors
     /// As [`Pipeline::new`].
@@ -530,49 +680,73 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         check("queue_batches", pcfg.queue_batches, 1, 1 << 16)?;
         check("output_queue", pcfg.output_queue, 1, 1 << 24)?;
         let tick_ns = cfg.flow.sweep_interval_ms.saturating_mul(1_000_000);
+        let mut correlation =
+            Correlation::new(&cfg).map_err(|source| PipelineError::Correlation { source })?;
+        if let Some(h) = handler {
+            correlation.set_verdict_handler(Some(Box::new(move |v: &FlowVerdict| h(v))));
+        }
+        let max_open_flows = cfg.flow.max_flows.saturating_mul(pcfg.workers);
         let mut wcfg = cfg;
         // The dispatcher's ticks replace the engines' own sweeps (module docs, "Time").
         wcfg.flow.sweep_interval_ms = u64::MAX;
+        // The workers' engines correlate nothing (the stage does): no baseline to load.
+        wcfg.baseline.mode = BaselineMode::Off;
         let mut engines = Vec::with_capacity(pcfg.workers);
         for worker in 0..pcfg.workers {
             let mut engine = Engine::new(wcfg.clone())
                 .map_err(|source| PipelineError::Engine { worker, source })?;
-            if let Some(h) = &handler {
-                let h = Arc::clone(h);
-                engine.set_verdict_handler(move |v| h(v));
-            }
+            engine.forward_findings();
             engines.push(engine);
         }
         let pool = pcfg
             .workers
             .saturating_mul(pcfg.queue_batches.saturating_add(2));
         let (recycle_tx, recycle_rx) = crossbeam_channel::bounded::<Batch>(pool);
-        let (out_tx, out_rx) = crossbeam_channel::bounded::<Event>(pcfg.output_queue);
-        let mut sink = sink;
+        let mut outs = Vec::with_capacity(pcfg.workers);
+        let mut inputs = Vec::with_capacity(pcfg.workers);
+        for _ in 0..pcfg.workers {
+            let (tx, rx) = crossbeam_channel::bounded::<Chunk>(pcfg.output_queue);
+            outs.push(tx);
+            inputs.push(StageInput {
+                rx,
+                head: VecDeque::new(),
+                watermark: 0,
+                closed: false,
+            });
+        }
+        let stage_snapshot = Arc::new(Mutex::new(StageStats::default()));
+        let stage = Stage {
+            sink,
+            corr: correlation,
+            flows: HashMap::new(),
+            max_flows: max_open_flows.max(1),
+            inputs,
+            snapshot: Arc::clone(&stage_snapshot),
+            findings: 0,
+            flows_evicted: 0,
+        };
         let collector = std::thread::Builder::new()
-            .name("entrospect-collect".into())
-            .spawn(move || {
-                for ev in out_rx {
-                    sink.event(&ev);
-                }
-                sink
-            })
+            .name("entrospect-correlate".into())
+            .spawn(move || stage.run())
             .map_err(|source| PipelineError::Spawn {
-                name: "entrospect-collect".into(),
+                name: "entrospect-correlate".into(),
                 source,
             })?;
         let mut lanes = Vec::with_capacity(pcfg.workers);
         let mut workers = Vec::with_capacity(pcfg.workers);
         let mut snapshots = Vec::with_capacity(pcfg.workers);
-        for (i, engine) in engines.into_iter().enumerate() {
+        for (i, (engine, out)) in engines.into_iter().zip(outs).enumerate() {
             let (tx, rx) = crossbeam_channel::bounded::<Batch>(pcfg.queue_batches);
             let snap = Arc::new(Mutex::new(engine.stats()));
             let w = Worker {
                 engine,
                 rx,
                 recycle: recycle_tx.clone(),
-                out: out_tx.clone(),
+                out,
                 snapshot: Arc::clone(&snap),
+                pending: Vec::new(),
+                watermark: 0,
+                held: 0,
             };
             let name = format!("entrospect-w{i}");
             let handle = std::thread::Builder::new()
@@ -582,6 +756,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             lanes.push(Lane {
                 tx: Some(tx),
                 batch: Batch::default(),
+                sent_upto: 0,
             });
             workers.push(handle);
             snapshots.push(snap);
@@ -590,7 +765,14 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             routed: vec![0; pcfg.workers],
             ..DispatchStats::default()
         };
+        let max_lag = (pcfg.batch_packets as u64)
+            .saturating_mul(pcfg.workers as u64)
+            .saturating_mul(2);
         Ok(Pipeline {
+            stage_snapshot,
+            next_seq: 0,
+            next_check: 0,
+            max_lag,
             cfg: pcfg,
             lanes,
             recycle_rx,
@@ -629,11 +811,50 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             Some(last) if ts.saturating_sub(last) >= self.tick_ns => {
                 self.last_tick = Some(ts);
                 self.stats.ticks = self.stats.ticks.saturating_add(1);
-                for i in 0..self.lanes.len() {
-                    self.append(i, Item::Tick(ts));
-                }
+                self.append_tick(ts, false);
             }
             Some(_) => {}
+        }
+    }
+
+    /// The next sequence number. Whatever is stamped is appended to its lane before any
+    /// batch is sent, so a batch's `seq_end` never runs ahead of an item still to come.
+    fn stamp(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
+        s
+    }
+
+    /// A tick in every lane (one number for all), then, for a caller's tick, the stage's
+    /// host-state expiry: the sweeps the dispatcher schedules stand for a single engine's
+    /// own, which leave host state alone; [`Pipeline::tick`] stands for [`Engine::flush`],
+    /// which expires it after the flows.
+    fn append_tick(&mut self, now: Timestamp, host_expire: bool) {
+        let seq = self.stamp();
+        for i in 0..self.lanes.len() {
+            self.append(i, Item::Tick { seq, now });
+        }
+        if host_expire {
+            let seq = self.stamp();
+            self.append(0, Item::HostExpire { seq, now });
+        }
+    }
+
+    /// Send the lanes that fell `max_lag` numbers behind (module docs, "Watermarks must
+    /// advance"); looks every `batch_packets` numbers.
+    fn send_lagging(&mut self) {
+        if self.next_seq < self.next_check {
+            return;
+        }
+        self.next_check = self.next_seq.saturating_add(self.cfg.batch_packets as u64);
+        for i in 0..self.lanes.len() {
+            let behind = self
+                .lanes
+                .get(i)
+                .is_some_and(|l| self.next_seq.saturating_sub(l.sent_upto) > self.max_lag);
+            if behind {
+                self.send(i);
+            }
         }
     }
 
@@ -659,51 +880,167 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         }
     }
 
-    /// Send lane `i`'s current batch (if it holds anything) under the back-pressure policy.
+    /// Whether lane `i` holds items, or its worker's watermark is behind.
+    fn pending(&self, i: usize) -> bool {
+        self.lanes.get(i).is_some_and(|l| {
+            !l.batch.items.is_empty() || (l.tx.is_some() && l.sent_upto < self.next_seq)
+        })
+    }
+
+    /// Take lane `i`'s batch for sending, stamped with the watermark it will give.
+    fn take_batch(&mut self, i: usize) -> Option<Batch> {
+        let fresh = self.new_batch();
+        let seq_end = self.next_seq;
+        let lane = self.lanes.get_mut(i)?;
+        let mut batch = std::mem::replace(&mut lane.batch, fresh);
+        batch.seq_end = seq_end;
+        lane.sent_upto = seq_end;
+        Some(batch)
+    }
+
+    fn sent(&mut self, i: usize, packets: u64) {
+        self.stats.batches = self.stats.batches.saturating_add(1);
+        if let Some(r) = self.stats.routed.get_mut(i) {
+            *r = r.saturating_add(packets);
+        }
+    }
+
+    /// Send lane `i`'s current batch (if it holds anything, or the worker's watermark is
+    /// behind) under the back-pressure policy.
     fn send(&mut self, i: usize) {
-        if self.lanes.get(i).is_none_or(|l| l.batch.items.is_empty()) {
+        if !self.pending(i) {
             return;
         }
-        let fresh = self.new_batch();
-        let Some(lane) = self.lanes.get_mut(i) else {
+        let Some(batch) = self.take_batch(i) else {
             return;
         };
-        let batch = std::mem::replace(&mut lane.batch, fresh);
         let packets = batch.packets as u64;
-        let hosts = batch.host_events();
-        let outcome = match (&lane.tx, self.cfg.backpressure) {
+        let tx = self.lanes.get(i).and_then(|l| l.tx.clone());
+        let outcome = match (tx, self.cfg.backpressure) {
             (None, _) => Err((batch, true)),
-            (Some(tx), Backpressure::Block) => tx.send(batch).map_err(|e| (e.into_inner(), true)),
+            (Some(tx), Backpressure::Block) => self.send_blocking(i, &tx, batch),
             (Some(tx), Backpressure::Drop) => tx.try_send(batch).map_err(|e| match e {
                 TrySendError::Full(b) => (b, false),
                 TrySendError::Disconnected(b) => (b, true),
             }),
         };
         match outcome {
-            Ok(()) => {
-                self.stats.batches = self.stats.batches.saturating_add(1);
-                if let Some(r) = self.stats.routed.get_mut(i) {
-                    *r = r.saturating_add(packets);
+            Ok(()) => self.sent(i, packets),
+            Err((b, gone)) => self.dropped(i, b, gone),
+        }
+    }
+
+    /// Send `batch` to lane `i`, waiting while it is full; before each wait, hand every
+    /// other lane what it holds, so that no worker the correlation stage waits for is
+    /// starved of its watermark while the dispatcher waits here (module docs).
+    fn send_blocking(
+        &mut self,
+        i: usize,
+        tx: &Sender<Batch>,
+        batch: Batch,
+    ) -> Result<(), (Batch, bool)> {
+        let mut batch = batch;
+        loop {
+            match tx.try_send(batch) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(b)) => return Err((b, true)),
+                Err(TrySendError::Full(b)) => batch = b,
+            }
+            let mut all_sent = true;
+            for k in 0..self.lanes.len() {
+                if k != i && !self.try_flush(k) {
+                    all_sent = false;
                 }
             }
-            Err((mut b, gone)) => {
-                if gone {
-                    lane.tx = None;
-                }
-                self.stats.host_events_dropped =
-                    self.stats.host_events_dropped.saturating_add(hosts);
-                let reason = if gone {
-                    DropReason::WorkerGone
-                } else {
-                    DropReason::QueueFull
-                };
-                self.drop_packets(reason, packets);
-                b.clear();
-                if self.spare.len() < self.lanes.len() {
-                    self.spare.push(b);
-                }
+            if all_sent {
+                return tx.send(batch).map_err(|e| (e.into_inner(), true));
+            }
+            match tx.send_timeout(batch, Duration::from_millis(1)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Disconnected(b)) => return Err((b, true)),
+                Err(SendTimeoutError::Timeout(b)) => batch = b,
             }
         }
+    }
+
+    /// Hand lane `k` what it holds without waiting; `true` when nothing is left pending on
+    /// it (sent, or its worker is gone).
+    fn try_flush(&mut self, k: usize) -> bool {
+        if !self.pending(k) {
+            return true;
+        }
+        let Some(tx) = self.lanes.get(k).and_then(|l| l.tx.clone()) else {
+            if let Some(b) = self.take_batch(k) {
+                self.dropped(k, b, true);
+            }
+            return true;
+        };
+        let before = self.lanes.get(k).map_or(0, |l| l.sent_upto);
+        let Some(batch) = self.take_batch(k) else {
+            return true;
+        };
+        let packets = batch.packets as u64;
+        match tx.try_send(batch) {
+            Ok(()) => {
+                self.sent(k, packets);
+                true
+            }
+            Err(TrySendError::Full(b)) => {
+                // Put it back as it was; it goes with the lane's next send.
+                if let Some(lane) = self.lanes.get_mut(k) {
+                    let fresh = std::mem::replace(&mut lane.batch, b);
+                    lane.sent_upto = before;
+                    self.spare_batch(fresh);
+                }
+                false
+            }
+            Err(TrySendError::Disconnected(b)) => {
+                self.dropped(k, b, true);
+                true
+            }
+        }
+    }
+
+    fn spare_batch(&mut self, mut b: Batch) {
+        b.clear();
+        if self.spare.len() < self.lanes.len() {
+            self.spare.push(b);
+        }
+    }
+
+    /// A batch that did not reach lane `i`'s worker: its packets are counted as dropped;
+    /// when the worker is only busy, its host events and ticks (at most `batch_packets` of
+    /// them) go with the lane's next batch, ahead of anything newer.
+    fn dropped(&mut self, i: usize, mut b: Batch, gone: bool) {
+        let packets = b.packets as u64;
+        let mut lost_hosts = b.host_events();
+        if gone {
+            if let Some(lane) = self.lanes.get_mut(i) {
+                lane.tx = None;
+            }
+        } else if let Some(lane) = self.lanes.get_mut(i) {
+            let mut keep: Vec<Item> = b
+                .items
+                .drain(..)
+                .filter(|it| !matches!(it, Item::Packet { .. }))
+                .take(self.cfg.batch_packets)
+                .collect();
+            let kept_hosts = keep
+                .iter()
+                .filter(|it| matches!(it, Item::Host { .. }))
+                .count() as u64;
+            lost_hosts = lost_hosts.saturating_sub(kept_hosts);
+            keep.append(&mut lane.batch.items);
+            lane.batch.items = keep;
+        }
+        self.stats.host_events_dropped = self.stats.host_events_dropped.saturating_add(lost_hosts);
+        let reason = if gone {
+            DropReason::WorkerGone
+        } else {
+            DropReason::QueueFull
+        };
+        self.drop_packets(reason, packets);
+        self.spare_batch(b);
     }
 
     fn append(&mut self, i: usize, item: Item) {
@@ -745,15 +1082,18 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         let off = lane.batch.buf.len();
         lane.batch.buf.extend_from_slice(pkt.data);
         self.stats.copied = self.stats.copied.saturating_add(1);
+        let seq = self.stamp();
         self.append(
             i,
             Item::Packet {
+                seq,
                 ts: pkt.ts,
                 link_type: pkt.link_type,
                 orig_len: pkt.orig_len,
                 bytes: Bytes::Own { off, len },
             },
         );
+        self.send_lagging();
     }
 
     /// Hand one packet that borrows `file`'s bytes: it is sent as an offset into the
@@ -788,15 +1128,18 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             lane.batch.file = Some(Arc::clone(file));
         }
         self.stats.zero_copy = self.stats.zero_copy.saturating_add(1);
+        let seq = self.stamp();
         self.append(
             i,
             Item::Packet {
+                seq,
                 ts: pkt.ts,
                 link_type: pkt.link_type,
                 orig_len: pkt.orig_len,
                 bytes: Bytes::File { off, len },
             },
         );
+        self.send_lagging();
     }
 
     /// Replay every packet of `file`; the workers read the packets from the shared file.
@@ -812,26 +1155,33 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         Ok(packets.stats())
     }
 
-    /// Broadcast a host event to every worker, in order with the packets.
+    /// Hand a host event to the correlation stage, in order with the packets: it applies
+    /// it after every packet pushed before it and before every packet pushed after it
+    /// (module docs, "Correlation stage").
     pub fn process_host_event(&mut self, ev: HostEvent) {
         self.stats.host_events = self.stats.host_events.saturating_add(1);
-        for i in 0..self.lanes.len() {
-            self.append(i, Item::Host(Box::new(ev.clone())));
-        }
+        let seq = self.stamp();
+        self.append(
+            0,
+            Item::Host {
+                seq,
+                ev: Box::new(ev),
+            },
+        );
+        self.send_lagging();
     }
 
-    /// Expire idle flows at `now` in every worker and send every partly filled batch (call
-    /// periodically with the wall clock on live traffic).
+    /// Expire idle flows (and the stage's idle host state) at `now` and send every partly
+    /// filled batch (call periodically with the wall clock on live traffic: it also lets
+    /// the correlation stage judge what waits for a quiet worker).
     pub fn tick(&mut self, now: Timestamp) {
         self.stats.ticks = self.stats.ticks.saturating_add(1);
         self.last_tick = Some(now);
-        for i in 0..self.lanes.len() {
-            self.append(i, Item::Tick(now));
-            self.send(i);
-        }
+        self.append_tick(now, true);
+        self.flush_batches();
     }
 
-    /// Send every partly filled batch now.
+    /// Send every partly filled batch now (and every worker's watermark).
     pub fn flush_batches(&mut self) {
         for i in 0..self.lanes.len() {
             self.send(i);
@@ -854,6 +1204,11 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
                 .iter()
                 .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
                 .collect(),
+            correlation: self
+                .stage_snapshot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
@@ -863,7 +1218,8 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
     /// # Errors
     /// [`PipelineError::WorkerPanicked`] or [`PipelineError::CollectorPanicked`].
     pub fn finish(mut self) -> Result<(S, PipelineStats), PipelineError> {
-        // The last batches go out whatever the policy: nothing more will arrive.
+        // The last batches go out whatever the policy: nothing more will arrive. Every
+        // lane gets the same final watermark, which tags the flows its engine ends.
         self.cfg.backpressure = Backpressure::Block;
         self.flush_batches();
         for lane in &mut self.lanes {
@@ -875,11 +1231,11 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
                 failed = Some(worker);
             }
         }
-        let stats = self.stats();
         let sink = match self.collector.take().map(JoinHandle::join) {
             Some(Ok(s)) => s,
             _ => return Err(PipelineError::CollectorPanicked),
         };
+        let stats = self.stats();
         match failed {
             Some(worker) => Err(PipelineError::WorkerPanicked { worker }),
             None => Ok((sink, stats)),
@@ -892,21 +1248,35 @@ struct Worker {
     engine: Engine,
     rx: Receiver<Batch>,
     recycle: Sender<Batch>,
-    out: Sender<Event>,
+    out: Sender<Chunk>,
     snapshot: Arc<Mutex<StatsSection>>,
+    /// Outputs of the batch in progress, tagged with their item's number.
+    pending: Vec<(u64, Out)>,
+    /// `seq_end` of the last batch processed.
+    watermark: u64,
+    /// Batches processed since the last chunk was sent.
+    held: usize,
 }
+
+/// The most batches a busy worker processes before it sends a chunk.
+const HELD_BATCHES: usize = 16;
+
+/// The outputs at which a busy worker sends its chunk without waiting for more batches.
+const HELD_OUTPUTS: usize = 1024;
 
 impl Worker {
     fn run(mut self) {
         while let Ok(mut batch) = self.rx.recv() {
             let file = batch.file.take();
             for item in batch.items.drain(..) {
+                let seq = item.seq();
                 match item {
                     Item::Packet {
                         ts,
                         link_type,
                         orig_len,
                         bytes,
+                        ..
                     } => {
                         let data = match bytes {
                             Bytes::File { off, len } => file
@@ -925,36 +1295,177 @@ impl Worker {
                             });
                         }
                     }
-                    Item::Tick(now) => {
+                    Item::Tick { now, .. } => {
                         self.engine.flush(now);
                         self.publish();
                     }
-                    Item::Host(ev) => self.engine.process_host_event(*ev),
+                    Item::Host { ev, .. } => self.pending.push((seq, Out::Host(ev))),
+                    Item::HostExpire { now, .. } => self.pending.push((seq, Out::HostExpire(now))),
                 }
+                self.collect(seq);
             }
+            self.watermark = self.watermark.max(batch.seq_end);
             drop(file);
             batch.clear();
             let _ = self.recycle.try_send(batch);
-            self.forward();
+            // A worker with more batches queued is busy, so the stage cannot be left
+            // waiting on it: it holds its outputs for a few batches (one channel hand-over,
+            // one wake-up of the stage, instead of one per batch). An idle worker sends at
+            // once, so its watermark is never held back.
+            self.held = self.held.saturating_add(1);
+            if self.rx.is_empty() || self.held >= HELD_BATCHES || self.pending.len() >= HELD_OUTPUTS
+            {
+                self.forward(self.watermark);
+            }
         }
+        // The flows still open end at the last watermark (the same in every worker after
+        // `Pipeline::finish`); nothing follows them.
         self.engine.finish();
-        self.forward();
+        self.collect(self.watermark);
+        self.forward(u64::MAX);
         self.publish();
     }
 
-    fn forward(&mut self) {
-        for ev in self.engine.drain_events() {
-            if matches!(ev, Event::Stats(_)) {
-                continue;
+    /// Take what the engine produced for the item numbered `seq`.
+    fn collect(&mut self, seq: u64) {
+        for q in self.engine.drain_outputs() {
+            match q {
+                Queued::Event(Event::Stats(_)) => {}
+                Queued::Event(ev) => self.pending.push((seq, Out::Event(ev))),
+                Queued::Finding(f) => self.pending.push((seq, Out::Finding(f))),
             }
-            if self.out.send(ev).is_err() {
+        }
+    }
+
+    /// Send the pending outputs with `watermark` (a stage that is gone takes nothing:
+    /// the outputs are dropped and the worker goes on, so the dispatcher never stalls).
+    fn forward(&mut self, watermark: u64) {
+        self.held = 0;
+        let chunk = Chunk {
+            items: std::mem::take(&mut self.pending),
+            watermark,
+        };
+        let _ = self.out.send(chunk);
+    }
+
+    fn publish(&self) {
+        let s = self.engine.stats();
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+}
+
+/// One worker's stream as the correlation stage reads it.
+struct StageInput {
+    rx: Receiver<Chunk>,
+    /// The rest of the last chunk received.
+    head: VecDeque<(u64, Out)>,
+    /// That chunk's watermark.
+    watermark: u64,
+    /// The worker is gone and its last chunk taken.
+    closed: bool,
+}
+
+impl StageInput {
+    /// The smallest number this worker's next output can carry (`None`: no more).
+    fn next_seq(&self) -> Option<u64> {
+        match self.head.front() {
+            Some((s, _)) => Some(*s),
+            None if self.closed => None,
+            None => Some(self.watermark),
+        }
+    }
+}
+
+/// The correlation stage's thread (module docs, "Correlation stage").
+struct Stage<S: Sink> {
+    sink: S,
+    corr: Correlation,
+    /// Verdict flags of the flows that reached a verdict point and have not ended.
+    flows: HashMap<u64, VerdictFlags>,
+    max_flows: usize,
+    inputs: Vec<StageInput>,
+    snapshot: Arc<Mutex<StageStats>>,
+    findings: u64,
+    flows_evicted: u64,
+}
+
+impl<S: Sink> Stage<S> {
+    /// Merge the workers' outputs in `(sequence, worker)` order until every worker is
+    /// done; returns the sink.
+    fn run(mut self) -> S {
+        loop {
+            let mut next: Option<(u64, usize)> = None;
+            for (i, input) in self.inputs.iter().enumerate() {
+                if let Some(s) = input.next_seq()
+                    && next.is_none_or(|(b, _)| s < b)
+                {
+                    next = Some((s, i));
+                }
+            }
+            let Some((_, i)) = next else {
                 break;
+            };
+            let Some(input) = self.inputs.get_mut(i) else {
+                break;
+            };
+            match input.head.pop_front() {
+                Some((_, out)) => self.handle(out),
+                // The merge needs this worker's next outputs: wait for its next chunk.
+                None => match input.rx.recv() {
+                    Ok(chunk) => {
+                        input.head = chunk.items.into();
+                        input.watermark = chunk.watermark;
+                    }
+                    Err(_) => input.closed = true,
+                },
+            }
+        }
+        self.publish();
+        self.sink
+    }
+
+    fn handle(&mut self, out: Out) {
+        match out {
+            Out::Event(mut ev) => {
+                if let Event::Flow(f) = &mut ev
+                    && let Some(flags) = self.flows.remove(&f.header.flow_id)
+                {
+                    f.flow.alerted = flags.alerted;
+                }
+                self.sink.event(&ev);
+            }
+            Out::Finding(f) => {
+                self.findings = self.findings.saturating_add(1);
+                let id = f.flow_id();
+                if self.flows.len() >= self.max_flows
+                    && !self.flows.contains_key(&id)
+                    && let Some(k) = self.flows.keys().next().copied()
+                {
+                    self.flows.remove(&k);
+                    self.flows_evicted = self.flows_evicted.saturating_add(1);
+                }
+                let flags = self.flows.entry(id).or_default();
+                let sink = &mut self.sink;
+                self.corr
+                    .judge(flags, &f.input(), &f.point, &mut |ev| sink.event(&ev));
+            }
+            Out::Host(ev) => self.corr.ingest(*ev),
+            Out::HostExpire(now) => {
+                self.corr.expire(now);
+                self.publish();
             }
         }
     }
 
     fn publish(&self) {
-        let s = self.engine.stats();
+        let s = StageStats {
+            host: HostStats::from_index(self.corr.host_events(), &self.corr.host().stats()),
+            alerts: self.corr.alerts().clone(),
+            correlation: self.corr.correlator().stats(),
+            findings: self.findings,
+            flows_tracked: self.flows.len() as u64,
+            flows_evicted: self.flows_evicted,
+        };
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 }
@@ -1167,6 +1678,49 @@ mod tests {
     }
 
     #[test]
+    fn skewed_traffic_with_tiny_queues_and_a_slow_sink_finishes_with_every_host_event() {
+        // One busy flow on one worker, the others nearly idle, one-deep queues and a sink
+        // that sleeps: the merge must keep getting watermarks from the idle workers, and
+        // the dispatcher must not wait on a full lane while the stage waits on another.
+        let pcfg = PipelineConfig {
+            workers: 4,
+            batch_packets: 2,
+            queue_batches: 1,
+            output_queue: 1,
+            ..PipelineConfig::default()
+        };
+        let sink = |_: &Event| std::thread::sleep(std::time::Duration::from_micros(50));
+        let mut p = Pipeline::new(Config::default(), pcfg, sink).unwrap();
+        let mut hosts = 0u64;
+        for i in 0..3000u64 {
+            let f = if i % 97 == 0 {
+                udp([10, 0, 1, (i % 200) as u8], 7000, [10, 0, 0, 2], 53, b"q")
+            } else {
+                udp([10, 0, 0, 1], 5000, [10, 0, 0, 2], 53, b"x")
+            };
+            p.push(&packet(&f, i));
+            if i % 50 == 0 {
+                let ev: HostEvent = serde_json::from_value(serde_json::json!({
+                    "timestamp": packet(&f, i).ts.0,
+                    "host": "h1",
+                    "platform": "linux",
+                    "event": "process_start",
+                    "pid": 100 + i,
+                    "image": "/usr/bin/x"
+                }))
+                .unwrap();
+                p.process_host_event(ev);
+                hosts += 1;
+            }
+        }
+        let (_, stats) = p.finish().unwrap();
+        assert_eq!(stats.capture().packets, 3000);
+        assert_eq!(stats.correlation.host.events, hosts);
+        assert_eq!(stats.dispatch.host_events_dropped, 0);
+        assert!(stats.workers.iter().all(|w| w.host.events == 0));
+    }
+
+    #[test]
     fn replay_sends_offsets_into_the_shared_file() {
         let mut w = PcapngWriter::new(Vec::new()).unwrap();
         let eth = w.add_interface(LinkType::ETHERNET, 65535).unwrap();
@@ -1202,6 +1756,7 @@ mod tests {
         let st = PipelineStats {
             dispatch: DispatchStats::default(),
             workers: vec![a, b],
+            correlation: StageStats::default(),
         };
         let m = st.merged_json();
         assert_eq!(m["capture"]["packets"], 7);

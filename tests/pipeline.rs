@@ -2,16 +2,20 @@
 //!
 //! Replays the demo capture (with its host events) and every corpus capture through
 //! pipelines of 1, 2 and 4 workers and compares the sets of flow/tls/alert JSON lines
-//! (sorted; the `stats` event dropped). The corpus part skips with a message when
+//! (sorted; the `stats` event dropped). Captures with host telemetry (the demo, the
+//! Log4Shell incident with its Sysmon for Linux and AUOMS logs) are also compared with a
+//! plain [`Engine`] fed the same merged stream: the host-joined alerts, with their joined
+//! process, must be identical. The corpus parts skip with a message when
 //! `../shared/corpus` is absent.
 
 mod common;
 
 use entrospect::capture::CaptureFile;
 use entrospect::host::HostEvent;
-use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig, UdpRouting};
-use entrospect::{Config, Event};
-use std::path::Path;
+use entrospect::host::adapters::{OpenOptions, open_host_file_with};
+use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig, PipelineStats, UdpRouting};
+use entrospect::{Config, Engine, Event};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn lines(events: &[Event]) -> Vec<String> {
@@ -26,7 +30,8 @@ fn lines(events: &[Event]) -> Vec<String> {
 
 /// Replay `path` (and host events merged by time) through `workers` workers.
 fn run(path: &Path, host: &[HostEvent], workers: usize) -> (Vec<String>, u64) {
-    run_routed(path, host, workers, UdpRouting::AddressPair)
+    let (events, stats) = run_with(path, host, workers, Config::default());
+    (lines(&events), stats.dispatch.packets)
 }
 
 /// As [`run`], with the given UDP routing.
@@ -36,6 +41,28 @@ fn run_routed(
     workers: usize,
     udp_routing: UdpRouting,
 ) -> (Vec<String>, u64) {
+    let (events, stats) = run_full(path, host, workers, Config::default(), udp_routing);
+    (lines(&events), stats.dispatch.packets)
+}
+
+/// As [`run`], with `cfg`; returns the events and the pipeline's counters.
+fn run_with(
+    path: &Path,
+    host: &[HostEvent],
+    workers: usize,
+    cfg: Config,
+) -> (Vec<Event>, PipelineStats) {
+    run_full(path, host, workers, cfg, UdpRouting::AddressPair)
+}
+
+/// As [`run_with`], with the given UDP routing.
+fn run_full(
+    path: &Path,
+    host: &[HostEvent],
+    workers: usize,
+    cfg: Config,
+    udp_routing: UdpRouting,
+) -> (Vec<Event>, PipelineStats) {
     let pcfg = PipelineConfig {
         workers,
         udp_routing,
@@ -45,7 +72,7 @@ fn run_routed(
         backpressure: Backpressure::Block,
         ..PipelineConfig::default()
     };
-    let mut p = Pipeline::new(Config::default(), pcfg, Vec::<Event>::new()).expect("pipeline");
+    let mut p = Pipeline::new(cfg, pcfg, Vec::<Event>::new()).expect("pipeline");
     let file = Arc::new(CaptureFile::open(path).expect("capture opens"));
     let mut host = host.iter().peekable();
     for item in file.packets() {
@@ -66,7 +93,73 @@ fn run_routed(
     );
     assert_eq!(stats.dispatch.copied, 0, "file packets travel as offsets");
     assert_eq!(stats.capture().packets, stats.dispatch.packets);
-    (lines(&events), stats.dispatch.packets)
+    (events, stats)
+}
+
+/// A plain engine fed the same merged stream (host events up to a packet's time first).
+fn engine_run(path: &Path, host: &[HostEvent], cfg: Config) -> (Vec<Event>, Engine) {
+    let mut engine = Engine::new(cfg).expect("config is valid");
+    let mut events = Vec::new();
+    let file = CaptureFile::open(path).expect("capture opens");
+    let mut host = host.iter().peekable();
+    for item in file.packets() {
+        let Ok(pkt) = item else { break };
+        while let Some(ev) = host.next_if(|h| h.timestamp <= pkt.ts) {
+            engine.process_host_event(ev.clone());
+        }
+        engine.process(&pkt);
+        events.extend(engine.drain_events());
+    }
+    for ev in host {
+        engine.process_host_event(ev.clone());
+    }
+    engine.finish();
+    events.extend(engine.drain_events());
+    (events, engine)
+}
+
+/// The alert lines that carry a joined process.
+fn joined_alerts(lines: &[String]) -> Vec<&String> {
+    lines
+        .iter()
+        .filter(|l| l.contains("\"event_type\":\"alert\"") && l.contains("\"process\":{"))
+        .collect()
+}
+
+/// Engine and 1, 2, 4 workers give the same flow/tls/alert records; returns them.
+fn pipeline_matches_engine(path: &Path, host: &[HostEvent], cfg: &Config) -> Vec<String> {
+    let (engine, _) = engine_run(path, host, cfg.clone());
+    let engine = lines(&engine);
+    for workers in [1, 2, 4] {
+        let (events, stats) = run_with(path, host, workers, cfg.clone());
+        let piped = lines(&events);
+        if piped != engine {
+            let only_e: Vec<&String> = engine.iter().filter(|l| !piped.contains(l)).collect();
+            let only_p: Vec<&String> = piped.iter().filter(|l| !engine.contains(l)).collect();
+            panic!(
+                "{}: {workers} workers differ from the engine:\n engine only {only_e:#?}\n \
+                 pipeline only {only_p:#?}",
+                path.display()
+            );
+        }
+        assert_eq!(
+            stats.correlation.host.events,
+            host.len() as u64,
+            "every host event reaches the one correlation stage once"
+        );
+    }
+    engine
+}
+
+fn demo() -> (PathBuf, Vec<HostEvent>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let host: Vec<HostEvent> = std::fs::read_to_string(dir.join("demo.hostevents.jsonl"))
+        .expect("demo host events")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("host event parses"))
+        .collect();
+    (dir.join("demo.pcapng"), host)
 }
 
 fn same_for_1_2_4_workers(path: &Path, host: &[HostEvent]) -> usize {
@@ -85,19 +178,106 @@ fn same_for_1_2_4_workers(path: &Path, host: &[HostEvent]) -> usize {
 
 #[test]
 fn demo_capture_gives_the_same_records_with_1_2_and_4_workers() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
-    let host: Vec<HostEvent> = std::fs::read_to_string(dir.join("demo.hostevents.jsonl"))
-        .expect("demo host events")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("host event parses"))
-        .collect();
-    let records = same_for_1_2_4_workers(&dir.join("demo.pcapng"), &host);
+    let (path, host) = demo();
+    let records = same_for_1_2_4_workers(&path, &host);
     assert!(records >= 5, "the demo has flows: {records}");
 }
 
 #[test]
-fn one_worker_pipeline_matches_the_single_engine_on_the_demo() {
+fn demo_with_host_events_gives_the_engines_host_joined_alerts_with_1_2_and_4_workers() {
+    let (path, host) = demo();
+    assert!(!host.is_empty());
+    let records = pipeline_matches_engine(&path, &host, &Config::default());
+    let joined = joined_alerts(&records);
+    assert!(
+        !joined.is_empty(),
+        "the demo's host events join at least one alert to its process: {records:#?}"
+    );
+}
+
+/// The Log4Shell incident's files (`../shared/corpus/host/linux`), as `host_e2e.rs` reads
+/// them.
+const LOG4SHELL_PCAP: &str = "pcap_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.pcap";
+const LOG4SHELL_HOST: [&str; 2] = [
+    "syslog_sysmon_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.json",
+    "syslog_auoms_auditd_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.json",
+];
+
+#[test]
+fn log4shell_with_sysmon_gives_the_engines_host_joined_alerts_with_1_2_and_4_workers() {
+    let Some(dir) = common::corpus_dir("host/linux") else {
+        return;
+    };
+    let pcap = dir.join(LOG4SHELL_PCAP);
+    if !pcap.is_file() {
+        eprintln!("SKIP: {} is absent", pcap.display());
+        return;
+    }
+    // As in host_e2e.rs: the asymmetry test opened to any volume (the knob's documented
+    // meaning) makes AN0401 fire on the reverse shell, joined to bash pid 17806.
+    let mut cfg = Config::default();
+    cfg.an0401.asymmetry_min_bytes = 0;
+    let mut host = Vec::new();
+    for name in LOG4SHELL_HOST {
+        let opts = OpenOptions {
+            crypto_libs: cfg.crypto_libs.clone(),
+            ..OpenOptions::default()
+        };
+        let path = dir.join(name);
+        let adapter =
+            open_host_file_with(&path, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        host.extend(adapter.filter_map(Result::ok));
+    }
+    host.sort_by_key(|e| e.timestamp);
+    assert!(host.len() > 100, "{} host events", host.len());
+    let records = pipeline_matches_engine(&pcap, &host, &cfg);
+    let joined = joined_alerts(&records);
+    eprintln!(
+        "log4shell: {} records, {} host-joined alerts, equal for engine and 1/2/4 workers",
+        records.len(),
+        joined.len()
+    );
+    assert!(
+        joined.iter().any(|l| l.contains("\"pid\":17806")),
+        "the reverse shell's alert carries bash 17806: {joined:#?}"
+    );
+}
+
+#[test]
+fn host_state_is_held_once_by_the_correlation_stage_whatever_the_workers() {
+    let (path, host) = demo();
+    let (_, engine) = engine_run(&path, &host, Config::default());
+    let single = engine.stats();
+    for workers in [1, 4] {
+        let (_, stats) = run_with(&path, &host, workers, Config::default());
+        assert_eq!(stats.dispatch.host_events, host.len() as u64);
+        assert_eq!(stats.dispatch.host_events_dropped, 0);
+        // The stage's index is the engine's, counted once.
+        assert_eq!(stats.correlation.host, single.host, "{workers} workers");
+        assert_eq!(stats.correlation.alerts, single.detect.alerts);
+        assert_eq!(stats.correlation.correlation, engine.correlation_stats());
+        // The workers hold no host state and raise no alerts of their own.
+        for w in &stats.workers {
+            assert_eq!(w.host.events, 0);
+            assert_eq!(w.host.index.records, 0);
+            assert!(w.detect.alerts.is_empty());
+        }
+        // The merged view reports what one engine would.
+        let merged = stats.merged_json();
+        assert_eq!(merged["host"]["events"], host.len() as u64);
+        assert_eq!(
+            merged["host"],
+            serde_json::to_value(&single.host).expect("serializes")
+        );
+        assert_eq!(
+            merged["detect"]["alerts"],
+            serde_json::to_value(&single.detect.alerts).expect("serializes")
+        );
+    }
+}
+
+#[test]
+fn one_worker_pipeline_matches_the_single_engine_on_the_demo_without_host_events() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/demo.pcapng");
     let (engine, _) = common::replay(&path, Config::default());
     let (pipe, _) = run(&path, &[], 1);
