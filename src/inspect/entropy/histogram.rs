@@ -22,7 +22,7 @@
 
 use std::sync::OnceLock;
 
-use super::features::{POPCOUNT_TABLE, PRINTABLE_TABLE, weighted_sum};
+use super::features::{POPCOUNT_TABLE, PRINTABLE_TABLE, pack_high_bits, weighted_sum};
 
 /// Counts below this length get their `c·log2(c)` from a table (512 KiB of `u64`,
 /// built once per process on first use). It covers every count an
@@ -35,6 +35,11 @@ const FRAC_BITS: i32 = 40;
 /// Counts of a pair-table lookup are below this (a 16×16 table of `u64`, 2 KiB,
 /// indexed by one byte: no bounds check).
 const PAIR_SIDE: u64 = 16;
+
+/// `u16` histograms with fewer bytes than this visit only the pairs with a non-zero
+/// term (most bins of a short sample hold 0 or 1 byte): 36 ns instead of 45 for 64
+/// random bytes, measured with a standalone loop on the Zen 3 benchmark machine.
+const SPARSE_MAX: u64 = 128;
 
 /// A histogram counter: `u16` inside an accumulator (bounded by its window), `u64` in
 /// a one-shot histogram.
@@ -185,12 +190,16 @@ fn tables() -> &'static NlogTables {
 }
 
 /// Σ T[c] over the bins by pairs (bin `i` with bin `i + 128`) from the pair table, or
-/// `None` when a count is [`PAIR_SIDE`] or more.
+/// `None` when a count is [`PAIR_SIDE`] or more. With `sparse`, only the pairs whose
+/// term is not zero are looked up (the same sum).
 #[inline(always)]
-fn sum_pairs<C: Counter>(counts: &[C; 256], pair: &[u64; 256]) -> Option<u64> {
+fn sum_pairs<C: Counter>(counts: &[C; 256], pair: &[u64; 256], sparse: bool) -> Option<u64> {
     let mut index = [0u8; 128];
     if C::pair_index(counts, &mut index) >= PAIR_SIDE {
         return None;
+    }
+    if sparse {
+        return Some(sum_nonzero_pairs(&index, pair));
     }
     let mut acc = [0u64; 4];
     let (quads, _) = index.as_chunks::<4>();
@@ -200,6 +209,32 @@ fn sum_pairs<C: Counter>(counts: &[C; 256], pair: &[u64; 256]) -> Option<u64> {
         }
     }
     Some(acc.iter().fold(0, |s, &a| s.wrapping_add(a)))
+}
+
+/// Σ pair[i] over the pair indices whose term is not zero: a pair's term is zero when
+/// both its counts are 0 or 1, i.e. when bits 1..=3 and 5..=7 of its index are clear.
+/// A branch-free mask of the others first, then one lookup per set bit.
+#[inline(always)]
+fn sum_nonzero_pairs(index: &[u8; 128], pair: &[u64; 256]) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let mut mask = 0u128;
+    let (words, _) = index.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let t = u64::from_le_bytes(*w) & 0xEEEE_EEEE_EEEE_EEEE;
+        // high bit of each byte set where that byte of t is non-zero
+        let nonzero = (((t & LOW7).wrapping_add(LOW7)) | t) & HIGH;
+        mask |= u128::from(pack_high_bits(nonzero)) << (8 * k);
+    }
+    let mut sum = 0u64;
+    while mask != 0 {
+        let j = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if let Some(&i) = index.get(j) {
+            sum = sum.wrapping_add(pair[usize::from(i)]);
+        }
+    }
+    sum
 }
 
 /// Σ T[c] over the bins, one lookup per bin, for a histogram whose total is below
@@ -235,9 +270,9 @@ fn sum_general<C: Counter>(counts: &[C; 256], single: &[u64; NLOG2N_TABLE_LEN]) 
 /// Σ T[c] over the bins of a histogram whose total is below [`NLOG2N_TABLE_LEN`], by
 /// the path suited to it (both give the same integer).
 #[inline]
-fn sum_small<C: Counter>(counts: &[C; 256], t: &NlogTables) -> u64 {
+fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
     if C::NARROW
-        && let Some(s) = sum_pairs(counts, &t.pair)
+        && let Some(s) = sum_pairs(counts, &t.pair, total < SPARSE_MAX)
     {
         return s;
     }
@@ -260,7 +295,7 @@ pub(crate) fn entropy_bits<C: Counter>(counts: &[C; 256], total: u64) -> f64 {
     let h = match u16::try_from(total) {
         Ok(n) => {
             let top = t.single[usize::from(n)];
-            top.saturating_sub(sum_small(counts, t)) as f64 / scale
+            top.saturating_sub(sum_small(counts, total, t)) as f64 / scale
         }
         Err(_) => fixed_term(total).saturating_sub(sum_general(counts, &t.single)) as f64 / scale,
     };
@@ -409,13 +444,21 @@ mod tests {
             }
             let dense = sum_dense(&counts, &t.single);
             assert_eq!(sum_general(&counts, &t.single), u128::from(dense));
-            if let Some(p) = sum_pairs(&counts, &t.pair) {
+            if let Some(p) = sum_pairs(&counts, &t.pair, false) {
                 pairs_taken += 1;
                 assert_eq!(p, dense);
+                assert_eq!(sum_pairs(&counts, &t.pair, true), Some(dense));
             }
             let narrow: [u16; 256] = counts.map(|c| c as u16);
             assert_eq!(sum_dense(&narrow, &t.single), dense);
-            assert_eq!(sum_pairs(&narrow, &t.pair), sum_pairs(&counts, &t.pair));
+            assert_eq!(
+                sum_pairs(&narrow, &t.pair, false),
+                sum_pairs(&counts, &t.pair, false)
+            );
+            assert_eq!(
+                sum_pairs(&narrow, &t.pair, true),
+                sum_pairs(&counts, &t.pair, false)
+            );
         }
         assert!(pairs_taken > 100, "{pairs_taken}");
     }
@@ -424,14 +467,14 @@ mod tests {
     fn pair_path_declines_a_count_of_16() {
         let t = tables();
         let mut counts = [15u16; 256];
-        assert!(sum_pairs(&counts, &t.pair).is_some());
+        assert!(sum_pairs(&counts, &t.pair, true).is_some());
         counts[200] = 16;
-        assert_eq!(sum_pairs(&counts, &t.pair), None);
+        assert_eq!(sum_pairs(&counts, &t.pair, false), None);
         counts[200] = 15;
         counts[3] = 16;
-        assert_eq!(sum_pairs(&counts, &t.pair), None);
+        assert_eq!(sum_pairs(&counts, &t.pair, false), None);
         counts[3] = 256; // truncated index would look small
-        assert_eq!(sum_pairs(&counts, &t.pair), None);
+        assert_eq!(sum_pairs(&counts, &t.pair, false), None);
     }
 
     #[test]
