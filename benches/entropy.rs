@@ -2,6 +2,12 @@
 //! bytes, 1 MiB buffers of random and of text data, entropy from a histogram alone,
 //! and the full `Randomness` verdict. Inputs are generated here.
 //!
+//! `engine_entropy_share` measures what the entropy stage adds to the engine's
+//! per-packet cost, on the mixed capture of `benches/pipeline.rs` (same generator):
+//! one engine on the benchmark thread with the default window against a 1-byte window
+//! (every accumulator fills on its first byte), so that thread CPU time sees all the
+//! work (the pipeline bench measures wall time across threads).
+//!
 //! Time is the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID` through the
 //! `cpu-time` crate), not wall time: on a shared machine whose cores are oversubscribed
 //! wall time mostly measures the queue. Cache sharing with other processes still
@@ -13,7 +19,10 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
+use entrospect::capture::writer::PcapngWriter;
+use entrospect::capture::{CaptureFile, LinkType};
 use entrospect::inspect::entropy::{EntropyAccumulator, Kernel, Randomness};
+use entrospect::{Config, Engine, Timestamp};
 
 /// Criterion measurement of the calling thread's CPU time.
 struct ThreadCpu;
@@ -104,6 +113,18 @@ fn payloads(c: &mut C) {
                     black_box(acc.len())
                 })
             });
+            g.bench_with_input(
+                BenchmarkId::new("accumulator_entropy", k.name()),
+                &buf,
+                |b, buf| {
+                    let mut acc = EntropyAccumulator::new(4096);
+                    b.iter(|| {
+                        acc.reset();
+                        acc.update_with(k, black_box(buf));
+                        black_box(acc.bits_per_byte())
+                    })
+                },
+            );
         }
         g.bench_with_input(BenchmarkId::new("randomness", "auto"), &buf, |b, buf| {
             b.iter(|| black_box(Randomness::of(black_box(buf))))
@@ -145,6 +166,108 @@ fn from_histogram(c: &mut C) {
         g.bench_with_input(BenchmarkId::new("bits_per_byte", size), &h, |b, h| {
             b.iter(|| black_box(black_box(h).bits_per_byte()))
         });
+        // The accumulator's u16 histogram (what the engine evaluates).
+        let mut acc = EntropyAccumulator::new(4096);
+        acc.update(&random_bytes(4, size));
+        g.bench_with_input(
+            BenchmarkId::new("accumulator_bits_per_byte", size),
+            &acc,
+            |b, acc| b.iter(|| black_box(black_box(acc).bits_per_byte())),
+        );
+    }
+    g.finish();
+}
+
+const FLOWS: u32 = 400;
+const PACKETS: u32 = 200_000;
+
+/// One Ethernet/IPv4 frame with a TCP or UDP header and `payload` bytes (checksums zero:
+/// the engine does not verify them).
+fn frame(flow: u32, to_server: bool, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let tcp = !flow.is_multiple_of(3);
+    let client = [10, 1, (flow >> 8) as u8, flow as u8];
+    let server = [192, 0, 2, (flow % 50) as u8 + 1];
+    let (src, dst) = if to_server {
+        (client, server)
+    } else {
+        (server, client)
+    };
+    let cport = 40_000 + (flow % 20_000) as u16;
+    let sport = if tcp { 443 } else { 4500 };
+    let (sp, dp) = if to_server {
+        (cport, sport)
+    } else {
+        (sport, cport)
+    };
+    let l4 = if tcp { 20 } else { 8 };
+    let total = 20 + l4 + payload.len();
+    let mut f = Vec::with_capacity(14 + total);
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64]);
+    f.push(if tcp { 6 } else { 17 });
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sp.to_be_bytes());
+    f.extend_from_slice(&dp.to_be_bytes());
+    if tcp {
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&0u32.to_be_bytes());
+        f.extend_from_slice(&[0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        let ulen = (8 + payload.len()) as u16;
+        f.extend_from_slice(&ulen.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+fn mixed_capture() -> CaptureFile {
+    let mut w = PcapngWriter::new(Vec::new()).expect("writer");
+    let eth = w
+        .add_interface(LinkType::ETHERNET, 65535)
+        .expect("interface");
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut seqs = vec![[1u32, 1u32]; FLOWS as usize];
+    let payload: Vec<u8> = (0..1400u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for i in 0..PACKETS {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let flow = (rng % u64::from(FLOWS)) as u32;
+        let to_server = rng & (1 << 40) == 0;
+        let len = ((rng >> 20) % 1400) as usize;
+        let d = usize::from(!to_server);
+        let seq = seqs[flow as usize][d];
+        seqs[flow as usize][d] = seq.wrapping_add(len as u32);
+        let ts = Timestamp(1_700_000_000_000_000_000 + u64::from(i) * 10_000);
+        w.write_packet(eth, ts, &frame(flow, to_server, seq, &payload[..len]))
+            .expect("packet");
+    }
+    CaptureFile::from_bytes(w.into_inner().expect("bytes")).expect("capture")
+}
+
+fn engine_entropy_share(c: &mut C) {
+    let file = mixed_capture();
+    let mut g = c.benchmark_group("engine_entropy_share");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(u64::from(PACKETS)));
+    for (name, window) in [("window_4096", 4096usize), ("window_1", 1)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut cfg = Config::default();
+                cfg.entropy.window = window;
+                let mut engine = Engine::new(cfg).expect("engine");
+                for pkt in file.packets().map_while(Result::ok) {
+                    engine.process(&pkt);
+                }
+                engine.finish();
+                engine.drain_events().count()
+            })
+        });
     }
     g.finish();
 }
@@ -155,7 +278,7 @@ mod group {
     criterion::criterion_group! {
         name = benches;
         config = criterion::Criterion::default().with_measurement(super::ThreadCpu);
-        targets = super::payloads, super::bulk, super::from_histogram
+        targets = super::payloads, super::bulk, super::from_histogram, super::engine_entropy_share
     }
 }
 use group::benches;

@@ -38,20 +38,22 @@
 //! # Kernels
 //!
 //! A kernel computes the histogram, and the longest printable run when asked, in one
-//! pass: `reference` (the plain oracle), `portable` (unrolled scalar, four
-//! sub-histograms for large inputs) and, on x86_64 CPUs that have it, `avx2`. The
+//! pass: `reference` (the plain oracle), `portable` (scalar; straight into the
+//! caller's counters for short inputs, a private `u32` table for longer ones into `u16`
+//! counters, eight sub-histograms from 16 KiB on) and, on x86_64 CPUs that have it,
+//! `avx2`. The
 //! printable and set-bit counts are derived from the histogram at verdict time. The choice is made once
 //! ([`Kernel::auto`], cached) or forced with [`KernelChoice`]; never per payload. Every
 //! kernel's histogram and features equal the reference's exactly, and entropy comes
-//! from the histogram through one shared function, so the choice never changes a
-//! result.
+//! from the histogram through one shared function that sums fixed-point integers
+//! (`histogram.rs`), so the choice never changes a result, down to the last bit.
 //!
 //! # Contracts
 //!
 //! Nothing here panics on any input. An accumulator never holds more than its window
-//! (at most [`MAX_WINDOW`] bytes). The process-wide tables (`c·log2 c` for counts below
-//! 65 536, 512 KiB; the moments of up to [`EXACT_MAX`] lengths, 96 KiB) are built
-//! lazily once.
+//! (at most [`MAX_WINDOW`] bytes). The process-wide tables (`c·log2 c` in fixed point
+//! for counts below 65 536, 512 KiB, and for pairs of counts below 16, 2 KiB; the
+//! moments of up to [`EXACT_MAX`] lengths, 96 KiB) are built lazily once.
 
 mod features;
 mod histogram;
@@ -426,6 +428,13 @@ impl EntropyAccumulator {
         self.run_current = narrow(run.current);
         self.run_longest = narrow(run.longest);
         take
+    }
+
+    /// Shannon entropy of the bytes measured so far, in bits per byte (0 below 2
+    /// bytes): [`Randomness::bits_per_byte`] without the other features, for a caller
+    /// that needs only this number.
+    pub fn bits_per_byte(&self) -> f64 {
+        histogram::entropy_bits(&self.counts, self.len.into())
     }
 
     /// Whether the window is full: further updates take nothing.

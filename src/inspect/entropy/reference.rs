@@ -39,3 +39,23 @@ pub(crate) fn count<C: Counter, const RUN: bool>(
         *run = s.run;
     }
 }
+
+/// Shannon entropy in bits per byte of a histogram, by the textbook formula
+/// `-Σ p·log2(p)` in floating point (0 for fewer than 2 bytes). The fast path in
+/// `histogram.rs` must stay within 1e-9 of it (checked by the test suite only).
+#[cfg(test)]
+pub(crate) fn entropy_bits(counts: &[u64; 256]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total < 2 {
+        return 0.0;
+    }
+    let n = total as f64;
+    let mut h = 0.0;
+    for &c in counts {
+        if c > 0 {
+            let p = c as f64 / n;
+            h -= p * p.log2();
+        }
+    }
+    h
+}

@@ -440,3 +440,74 @@ proptest! {
         assert_incremental_equals_one_shot(&bytes, &splits, window);
     }
 }
+
+#[test]
+fn lengths_around_the_table_plans_agree() {
+    // Around portable::SCRATCH_MIN and portable::MULTI_MIN, one-shot and incremental.
+    let random = random_bytes(43, 17_000);
+    let text = english(17_000);
+    for base in [portable::SCRATCH_MIN, portable::MULTI_MIN] {
+        for len in base - 9..=base + 9 {
+            assert_kernels_agree(&random[..len]);
+            assert_kernels_agree(&text[..len]);
+        }
+    }
+}
+
+#[test]
+fn accumulator_fed_large_chunks_equals_one_shot() {
+    // Chunks of 16 KiB and more take the multi-table plan into u16 counters.
+    let mut bytes = english(35_000);
+    bytes.extend(random_bytes(44, 35_000));
+    for k in Kernel::available() {
+        let mut acc = EntropyAccumulator::new(MAX_WINDOW);
+        assert_eq!(acc.update_with(k, &bytes[..20_000]), 20_000);
+        assert_eq!(acc.update_with(k, &bytes[20_000..20_300]), 300);
+        assert_eq!(acc.update_with(k, &bytes[20_300..]), MAX_WINDOW - 20_300);
+        assert_eq!(
+            acc.randomness(),
+            Randomness::of_with(Kernel::reference(), &bytes[..MAX_WINDOW]),
+            "kernel {}",
+            k.name()
+        );
+    }
+}
+
+#[test]
+fn entropy_is_within_1e_9_of_the_textbook_formula_for_every_kernel() {
+    let mut worst = 0.0f64;
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for len in [
+        2usize, 3, 15, 16, 17, 64, 255, 256, 1460, 4096, 65_535, 65_536, 70_000,
+    ] {
+        inputs.push(random_bytes(len as u64, len));
+        inputs.push(english(len));
+        inputs.push(code(len));
+        inputs.push(base64(len));
+    }
+    for bytes in &inputs {
+        let (counts, _) = reference::histogram(bytes, features::RunState::default());
+        let want = reference::entropy_bits(&counts);
+        for k in Kernel::available() {
+            let got = Randomness::of_with(k, bytes).bits_per_byte;
+            let d = (got - want).abs();
+            worst = worst.max(d);
+            assert!(
+                d <= 1e-9,
+                "kernel {} len {}: {got} vs {want}",
+                k.name(),
+                bytes.len()
+            );
+            assert_eq!(k.histogram(bytes).bits_per_byte().to_bits(), got.to_bits());
+        }
+        if let Some(window) = bytes.get(..bytes.len().min(MAX_WINDOW)) {
+            let mut acc = EntropyAccumulator::new(MAX_WINDOW);
+            acc.update(window);
+            let (counts, _) = reference::histogram(window, features::RunState::default());
+            let d = (acc.bits_per_byte() - reference::entropy_bits(&counts)).abs();
+            worst = worst.max(d);
+            assert!(d <= 1e-9, "accumulator len {}: {d}", window.len());
+        }
+    }
+    eprintln!("largest entropy difference from the textbook formula: {worst:.2e} bits/byte");
+}

@@ -2,7 +2,7 @@
 //!
 //! The histogram itself stays a scalar scatter (AVX2 has no scatter, and gathers of
 //! counters would still serialise on equal bytes); it is the portable kernel's scatter
-//! loop, inlined here. AVX2 takes over the printable classification that run tracking
+//! loop and table plan, inlined here. AVX2 takes over the printable classification that run tracking
 //! needs: five compares and one `movemask` per 32 bytes (the portable kernel spends
 //! about thirty scalar operations per 8 bytes on it). Printable and set-bit counts are
 //! derived from the histogram, as in every kernel.
@@ -15,7 +15,7 @@ use core::arch::x86_64::{
 
 use crate::inspect::entropy::features::RunState;
 use crate::inspect::entropy::histogram::Counter;
-use crate::inspect::entropy::portable::{Four, MULTI_TABLE_MIN, One, Tables, scatter_block, tail};
+use crate::inspect::entropy::portable::{Multi, One, Plan, Scratch, Tables, scatter_block, tail};
 
 /// Proof that this CPU has AVX2: only [`Avx2::new`] makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,12 +53,19 @@ fn count_avx2<C: Counter, const RUN: bool>(
     counts: &mut [C; 256],
     run: &mut RunState,
 ) {
-    if bytes.len() < MULTI_TABLE_MIN {
-        blocks::<_, RUN>(bytes, &mut One(counts), run);
-    } else {
-        let mut four = Four::new();
-        blocks::<_, RUN>(bytes, &mut four, run);
-        four.merge_into(counts);
+    // The portable kernel's plan (see `portable.rs`); only the classification differs.
+    match Plan::for_len::<C>(bytes.len()) {
+        Plan::Direct => blocks::<_, RUN>(bytes, &mut One(counts), run),
+        Plan::Scratch => {
+            let mut t = Scratch::new();
+            blocks::<_, RUN>(bytes, &mut t, run);
+            t.merge_into(counts);
+        }
+        Plan::Multi => {
+            let mut t = Multi::new();
+            blocks::<_, RUN>(bytes, &mut t, run);
+            t.merge_into(counts);
+        }
     }
 }
 
