@@ -147,22 +147,43 @@ pub(crate) fn printable_p_value(printable: u64, n: u64) -> f64 {
         return 1.0;
     }
     let p = f64::from(PRINTABLE_VALUES) / 256.0;
-    if n <= 256 {
-        // exact: walk the pmf from k = 0 and add the tail (no allocation)
-        let q = 1.0 - p;
-        let mut pk = q.powf(n as f64);
-        let mut tail = 0.0;
-        for k in 0..=n {
-            if k >= printable {
-                tail += pk;
-            }
-            pk *= (n - k) as f64 / (k + 1) as f64 * (p / q);
-        }
-        return tail.min(1.0);
+    if n <= EXACT_PRINTABLE_MAX {
+        // Exact, from the tails of this `n` computed once (every flow direction asks).
+        let tails = PRINTABLE_TAILS
+            .get(n as usize)
+            .map(|slot| slot.get_or_init(|| printable_tails(n, p)));
+        let k = usize::try_from(printable).unwrap_or(usize::MAX);
+        return tails.and_then(|t| t.get(k)).copied().unwrap_or(0.0);
     }
     let nf = n as f64;
     let z = (printable as f64 - 0.5 - nf * p) / (nf * p * (1.0 - p)).sqrt();
     normal_upper_tail(z)
+}
+
+/// Largest sample length whose printable-count p-value is exact (binomial tail).
+const EXACT_PRINTABLE_MAX: u64 = 256;
+
+/// For each `n` up to [`EXACT_PRINTABLE_MAX`], `P(at least k printable of n)` for every
+/// `k` in `0..=n`, made on first use (at most 257 tables, 264 KiB in all).
+static PRINTABLE_TAILS: [OnceLock<Box<[f64]>>; EXACT_PRINTABLE_MAX as usize + 1] =
+    [const { OnceLock::new() }; EXACT_PRINTABLE_MAX as usize + 1];
+
+/// The binomial(n, p) upper tails for `k = 0..=n`: walk the pmf from `j = 0` and add the
+/// terms `j ≥ k` in increasing `j`, so each tail is the very sum a direct walk would make.
+fn printable_tails(n: u64, p: f64) -> Box<[f64]> {
+    let q = 1.0 - p;
+    let mut pmf = Vec::with_capacity(n as usize + 1);
+    let mut pk = q.powf(n as f64);
+    for k in 0..=n {
+        pmf.push(pk);
+        pk *= (n - k) as f64 / (k + 1) as f64 * (p / q);
+    }
+    (0..pmf.len())
+        .map(|k| {
+            let tail: f64 = pmf.iter().skip(k).fold(0.0, |acc, &x| acc + x);
+            tail.min(1.0)
+        })
+        .collect()
 }
 
 /// `P(Z ≥ z)` for a standard normal `Z`.
@@ -258,6 +279,31 @@ pub(crate) fn gamma_q(a: f64, x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_printable_tails_equal_a_direct_walk_bit_for_bit() {
+        let p = f64::from(PRINTABLE_VALUES) / 256.0;
+        let q = 1.0 - p;
+        for n in 1..=EXACT_PRINTABLE_MAX {
+            for printable in 1..=n + 1 {
+                let mut pk = q.powf(n as f64);
+                let mut tail = 0.0;
+                for k in 0..=n {
+                    if k >= printable {
+                        tail += pk;
+                    }
+                    pk *= (n - k) as f64 / (k + 1) as f64 * (p / q);
+                }
+                let direct: f64 = tail.min(1.0);
+                let cached = printable_p_value(printable, n);
+                assert_eq!(
+                    cached.to_bits(),
+                    direct.to_bits(),
+                    "n {n} printable {printable}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn expected_entropy_matches_published_values_for_random_bytes() {
