@@ -43,23 +43,7 @@ fn replay(
         let s = Arc::clone(&seen);
         engine.set_verdict_handler(move |v| s.lock().expect("not poisoned").push(v.clone()));
     }
-    let mut events = Vec::new();
-    let mut host = host.iter().peekable();
-    if let Ok(file) = CaptureFile::open(path) {
-        for item in file.packets() {
-            let Ok(pkt) = item else { break };
-            while let Some(h) = host.next_if(|h| h.timestamp <= pkt.ts) {
-                engine.process_host_event(h.clone());
-            }
-            engine.process(&pkt);
-            events.extend(engine.drain_events());
-        }
-    }
-    for h in host {
-        engine.process_host_event(h.clone());
-    }
-    engine.finish();
-    events.extend(engine.drain_events());
+    let events = common::feed_merged(&mut engine, path, host);
     let v = seen.lock().expect("not poisoned").clone();
     (events, v)
 }

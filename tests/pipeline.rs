@@ -98,23 +98,9 @@ fn run_full(
 
 /// A plain engine fed the same merged stream (host events up to a packet's time first).
 fn engine_run(path: &Path, host: &[HostEvent], cfg: Config) -> (Vec<Event>, Engine) {
+    assert!(path.is_file(), "{} is missing", path.display());
     let mut engine = Engine::new(cfg).expect("config is valid");
-    let mut events = Vec::new();
-    let file = CaptureFile::open(path).expect("capture opens");
-    let mut host = host.iter().peekable();
-    for item in file.packets() {
-        let Ok(pkt) = item else { break };
-        while let Some(ev) = host.next_if(|h| h.timestamp <= pkt.ts) {
-            engine.process_host_event(ev.clone());
-        }
-        engine.process(&pkt);
-        events.extend(engine.drain_events());
-    }
-    for ev in host {
-        engine.process_host_event(ev.clone());
-    }
-    engine.finish();
-    events.extend(engine.drain_events());
+    let events = common::feed_merged(&mut engine, path, host);
     (events, engine)
 }
 

@@ -15,14 +15,14 @@ pub(crate) enum NetProto {
     Other(u16),
 }
 
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
-const ETH_VLAN: u16 = 0x8100;
-const ETH_QINQ: u16 = 0x88a8;
-const ETH_QINQ_OLD: u16 = 0x9100;
-const ETH_MPLS: u16 = 0x8847;
-const ETH_MPLS_MC: u16 = 0x8848;
-const ETH_PPPOE: u16 = 0x8864;
+pub(crate) const ETH_IPV4: u16 = 0x0800;
+pub(crate) const ETH_IPV6: u16 = 0x86dd;
+pub(crate) const ETH_VLAN: u16 = 0x8100;
+pub(crate) const ETH_QINQ: u16 = 0x88a8;
+pub(crate) const ETH_QINQ_OLD: u16 = 0x9100;
+pub(crate) const ETH_MPLS: u16 = 0x8847;
+pub(crate) const ETH_MPLS_MC: u16 = 0x8848;
+pub(crate) const ETH_PPPOE: u16 = 0x8864;
 /// Transparent Ethernet bridging (GRE, GENEVE payload type).
 pub(crate) const ETH_TEB: u16 = 0x6558;
 

@@ -37,14 +37,9 @@ pub const MAX_VLAN_TAGS: usize = 4;
 /// decoder.
 pub const MAX_IPV6_EXTENSIONS: usize = 8;
 
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
-const ETH_VLAN: u16 = 0x8100;
-const ETH_QINQ: u16 = 0x88a8;
-const ETH_QINQ_OLD: u16 = 0x9100;
-const ETH_MPLS: u16 = 0x8847;
-const ETH_MPLS_MC: u16 = 0x8848;
-const ETH_PPPOE: u16 = 0x8864;
+use super::link::{
+    ETH_IPV4, ETH_IPV6, ETH_MPLS, ETH_MPLS_MC, ETH_PPPOE, ETH_QINQ, ETH_QINQ_OLD, ETH_VLAN,
+};
 
 /// IPv6 extension header numbers (RFC 8200 §4).
 const IPV6_HOP_BY_HOP: u8 = 0;

@@ -59,6 +59,34 @@ pub fn replay(path: &Path, cfg: Config) -> (Vec<Event>, Option<String>) {
     (events, err)
 }
 
+/// Feed `engine` the packets of `path` with `host` events merged by time (host events up to
+/// a packet's time first, the rest after the last packet), finish it, and return every
+/// event in order.
+pub fn feed_merged(
+    engine: &mut Engine,
+    path: &Path,
+    host: &[entrospect::host::HostEvent],
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut host = host.iter().peekable();
+    if let Ok(file) = CaptureFile::open(path) {
+        for item in file.packets() {
+            let Ok(pkt) = item else { break };
+            while let Some(h) = host.next_if(|h| h.timestamp <= pkt.ts) {
+                engine.process_host_event(h.clone());
+            }
+            engine.process(&pkt);
+            events.extend(engine.drain_events());
+        }
+    }
+    for h in host {
+        engine.process_host_event(h.clone());
+    }
+    engine.finish();
+    events.extend(engine.drain_events());
+    events
+}
+
 /// The `NAME.tshark.jsonl` oracle lines of a capture.
 pub fn oracle(path: &Path) -> Vec<serde_json::Value> {
     let mut p = path.as_os_str().to_owned();
