@@ -43,7 +43,7 @@ fn replay(
         let s = Arc::clone(&seen);
         engine.set_verdict_handler(move |v| s.lock().expect("not poisoned").push(v.clone()));
     }
-    let events = common::feed_merged(&mut engine, path, host);
+    let (events, _) = common::feed_merged(&mut engine, Some(path), host);
     let v = seen.lock().expect("not poisoned").clone();
     (events, v)
 }

@@ -27,7 +27,8 @@
 //! The joins themselves are checked against the engine's own host index with the
 //! correlator's window, for every flow of the capture.
 
-use entrospect::capture::CaptureFile;
+mod common;
+
 use entrospect::host::HostEvent;
 use entrospect::host::HostProto;
 use entrospect::host::adapters::{OpenOptions, open_host_file_with};
@@ -78,24 +79,8 @@ fn host_events(files: &[PathBuf], cfg: &Config) -> Vec<HostEvent> {
 fn replay(pcap: Option<&Path>, files: &[PathBuf], cfg: Config) -> (Engine, Vec<Event>) {
     let hosts = host_events(files, &cfg);
     let mut engine = Engine::new(cfg).expect("config is valid");
-    let mut hosts = hosts.into_iter().peekable();
-    let mut events = Vec::new();
-    if let Some(p) = pcap {
-        let file = CaptureFile::open(p).expect("capture opens");
-        for pkt in file.packets() {
-            let pkt = pkt.expect("capture is intact");
-            while let Some(ev) = hosts.next_if(|e| e.timestamp <= pkt.ts) {
-                engine.process_host_event(ev);
-            }
-            engine.process(&pkt);
-            events.extend(engine.drain_events());
-        }
-    }
-    for ev in hosts {
-        engine.process_host_event(ev);
-    }
-    engine.finish();
-    events.extend(engine.drain_events());
+    let (events, err) = common::feed_merged(&mut engine, pcap, &hosts);
+    assert_eq!(err, None, "capture opens and is intact");
     (engine, events)
 }
 

@@ -100,7 +100,7 @@ fn run_full(
 fn engine_run(path: &Path, host: &[HostEvent], cfg: Config) -> (Vec<Event>, Engine) {
     assert!(path.is_file(), "{} is missing", path.display());
     let mut engine = Engine::new(cfg).expect("config is valid");
-    let events = common::feed_merged(&mut engine, path, host);
+    let (events, _) = common::feed_merged(&mut engine, Some(path), host);
     (events, engine)
 }
 

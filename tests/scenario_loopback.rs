@@ -11,7 +11,8 @@
 //! for the beacon, `curl` for the HTTPS fetch); each test skips with a message when one
 //! is missing.
 
-use entrospect::capture::CaptureFile;
+mod common;
+
 use entrospect::host::HostEvent;
 use entrospect::host::adapters::linux_proc::{
     LinuxProcConfig, LinuxProcPoller, LinuxProcStats, SocketSource,
@@ -206,22 +207,8 @@ impl HostPoller {
 fn replay(pcap: &Path, mut host: Vec<HostEvent>, cfg: Config) -> (Vec<Event>, Engine) {
     let mut engine = Engine::new(cfg).expect("valid config");
     host.sort_by_key(|e| e.timestamp);
-    let mut host = host.into_iter().peekable();
-    let mut events = Vec::new();
-    let file = CaptureFile::open(pcap).expect("tcpdump wrote a capture");
-    for item in file.packets() {
-        let pkt = item.expect("capture reads to its end");
-        while let Some(ev) = host.next_if(|e| e.timestamp <= pkt.ts) {
-            engine.process_host_event(ev);
-        }
-        engine.process(&pkt);
-        events.extend(engine.drain_events());
-    }
-    for ev in host {
-        engine.process_host_event(ev);
-    }
-    engine.finish();
-    events.extend(engine.drain_events());
+    let (events, err) = common::feed_merged(&mut engine, Some(pcap), &host);
+    assert_eq!(err, None, "tcpdump wrote a capture that reads to its end");
     (events, engine)
 }
 

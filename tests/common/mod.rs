@@ -59,32 +59,43 @@ pub fn replay(path: &Path, cfg: Config) -> (Vec<Event>, Option<String>) {
     (events, err)
 }
 
-/// Feed `engine` the packets of `path` with `host` events merged by time (host events up to
-/// a packet's time first, the rest after the last packet), finish it, and return every
-/// event in order.
+/// Feed `engine` the packets of `pcap` (none when `None`) with `host` events merged by time
+/// (host events up to a packet's time first, the rest after the last packet), finish it,
+/// and return every event in order, with the capture's error (where it stopped reading).
 pub fn feed_merged(
     engine: &mut Engine,
-    path: &Path,
+    pcap: Option<&Path>,
     host: &[entrospect::host::HostEvent],
-) -> Vec<Event> {
+) -> (Vec<Event>, Option<String>) {
     let mut events = Vec::new();
+    let mut err = None;
     let mut host = host.iter().peekable();
-    if let Ok(file) = CaptureFile::open(path) {
-        for item in file.packets() {
-            let Ok(pkt) = item else { break };
-            while let Some(h) = host.next_if(|h| h.timestamp <= pkt.ts) {
-                engine.process_host_event(h.clone());
+    match pcap.map(CaptureFile::open) {
+        Some(Ok(file)) => {
+            for item in file.packets() {
+                let pkt = match item {
+                    Ok(pkt) => pkt,
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        break;
+                    }
+                };
+                while let Some(h) = host.next_if(|h| h.timestamp <= pkt.ts) {
+                    engine.process_host_event(h.clone());
+                }
+                engine.process(&pkt);
+                events.extend(engine.drain_events());
             }
-            engine.process(&pkt);
-            events.extend(engine.drain_events());
         }
+        Some(Err(e)) => err = Some(e.to_string()),
+        None => {}
     }
     for h in host {
         engine.process_host_event(h.clone());
     }
     engine.finish();
     events.extend(engine.drain_events());
-    events
+    (events, err)
 }
 
 /// The `NAME.tshark.jsonl` oracle lines of a capture.
