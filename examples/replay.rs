@@ -206,8 +206,12 @@ fn main() -> ExitCode {
             match item {
                 Ok(pkt) => {
                     seen_bytes += pkt.data.len() as u64 + 16;
-                    while let Some(ev) = host_events.next_if(|e| e.timestamp <= pkt.ts) {
-                        engine.process_host_event(ev);
+                    // Look before taking: `next_if` would move the (large) peeked event
+                    // back and forth on every packet.
+                    while host_events.peek().is_some_and(|e| e.timestamp <= pkt.ts) {
+                        if let Some(ev) = host_events.next() {
+                            engine.process_host_event(ev);
+                        }
                     }
                     engine.process(&pkt);
                 }

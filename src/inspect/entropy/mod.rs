@@ -69,7 +69,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use features::{POPCOUNT_TABLE, PRINTABLE_TABLE, RunState, weighted_sum};
+use features::RunState;
 use histogram::Counter;
 
 pub use features::{FIRST_BYTES, is_printable};
@@ -310,10 +310,11 @@ impl Randomness {
         longest_run: u64,
         first: bool,
     ) -> Randomness {
-        let printable = weighted_sum(counts, &PRINTABLE_TABLE);
-        let popcount = weighted_sum(counts, &POPCOUNT_TABLE);
+        let sums = C::sums(counts);
+        let (printable, popcount) = (sums.printable, sums.popcount);
         let bits = histogram::entropy_bits(counts, len);
-        let m = stats::moments(len);
+        let null = stats::null(len);
+        let m = null.moments;
         let sd = m.var.sqrt();
         let n = len as f64;
         let ratio = |x: u64| if len == 0 { 0.0 } else { x as f64 / n };
@@ -323,12 +324,12 @@ impl Randomness {
             0.0
         };
         let z_score = if sd > 0.0 { (bits - m.mean) / sd } else { 0.0 };
-        let p_entropy = stats::entropy_p_value(bits, len, m);
+        let p_entropy = stats::entropy_p_value(bits, &null);
         let p_printable = stats::printable_p_value(printable, len);
         let chi_square = if len == 0 {
             0.0
         } else {
-            (256.0 * histogram::sum_of_squares(counts) as f64 / n - n).max(0.0)
+            (256.0 * sums.squares as f64 / n - n).max(0.0)
         };
         Randomness {
             bits_per_byte: bits,

@@ -48,14 +48,57 @@ pub(crate) struct Moments {
     pub var: f64,
 }
 
-static EXACT: [OnceLock<Moments>; EXACT_MAX + 1] = [const { OnceLock::new() }; EXACT_MAX + 1];
+/// Everything the entropy test needs about random data of one length: the moments and
+/// the gamma law fitted to the deficit (see the module documentation). Made once per
+/// length, so that a sample's p-value costs only the incomplete-gamma evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Null {
+    /// Mean and variance of the entropy.
+    pub moments: Moments,
+    /// `log2(min(n, 256))`, the largest entropy `n` bytes can have.
+    hmax: f64,
+    /// Shape of the deficit's gamma law; 0 when there is no test (`n < 2`).
+    shape: f64,
+    /// Scale of the deficit's gamma law.
+    scale: f64,
+    /// `ln Γ(shape)`.
+    ln_gamma_shape: f64,
+}
+
+impl Null {
+    fn new(n: u64, m: Moments) -> Null {
+        let hmax = (n.min(256) as f64).log2();
+        let mu = hmax - m.mean;
+        let testable = n >= 2 && m.var > 0.0 && mu > 0.0;
+        let (shape, scale) = if testable {
+            (mu * mu / m.var, m.var / mu)
+        } else {
+            (0.0, 0.0)
+        };
+        Null {
+            moments: m,
+            hmax,
+            shape,
+            scale,
+            ln_gamma_shape: if testable { ln_gamma(shape) } else { 0.0 },
+        }
+    }
+}
+
+static EXACT: [OnceLock<Null>; EXACT_MAX + 1] = [const { OnceLock::new() }; EXACT_MAX + 1];
+
+/// The null model for `n` random bytes (exact moments up to [`EXACT_MAX`], cached).
+pub(crate) fn null(n: u64) -> Null {
+    match usize::try_from(n).ok().and_then(|i| EXACT.get(i)) {
+        Some(slot) => *slot.get_or_init(|| Null::new(n, exact_moments(n))),
+        None => Null::new(n, asymptotic_moments(n)),
+    }
+}
 
 /// Moments of the entropy of `n` random bytes (exact up to [`EXACT_MAX`], cached).
+#[cfg(test)]
 pub(crate) fn moments(n: u64) -> Moments {
-    match usize::try_from(n).ok().and_then(|i| EXACT.get(i)) {
-        Some(slot) => *slot.get_or_init(|| exact_moments(n)),
-        None => asymptotic_moments(n),
-    }
+    null(n).moments
 }
 
 /// Binomial(m, p) probabilities for k = 0.. until the mass left is negligible.
@@ -85,7 +128,7 @@ pub(crate) fn exact_moments(n: u64) -> Moments {
         };
     }
     let nf = n as f64;
-    let g = |k: usize| -> f64 {
+    let term = |k: usize| -> f64 {
         if k == 0 {
             0.0
         } else {
@@ -95,21 +138,27 @@ pub(crate) fn exact_moments(n: u64) -> Moments {
     };
     let mut pa = Vec::new();
     binomial_pmf(n, 1.0 / 256.0, &mut pa);
+    // g(k) for every k the sums reach, computed once (the inner sums below would
+    // otherwise take a log2 per term, for every `a`).
+    let mut g: Vec<f64> = (0..pa.len()).map(term).collect();
     let mut e1 = 0.0;
     let mut e2 = 0.0;
-    for (k, &p) in pa.iter().enumerate() {
-        e1 += p * g(k);
-        e2 += p * g(k) * g(k);
+    for (&p, &gk) in pa.iter().zip(&g) {
+        e1 += p * gk;
+        e2 += p * gk * gk;
     }
     let mut pb = Vec::new();
     let mut cross = 0.0;
     for (a, &p) in pa.iter().enumerate() {
-        let ga = g(a);
+        let ga = g.get(a).copied().unwrap_or_else(|| term(a));
         if ga == 0.0 {
             continue;
         }
         binomial_pmf(n - a as u64, 1.0 / 255.0, &mut pb);
-        let inner: f64 = pb.iter().enumerate().map(|(b, &q)| q * g(b)).sum();
+        while g.len() < pb.len() {
+            g.push(term(g.len()));
+        }
+        let inner: f64 = pb.iter().zip(&g).map(|(&q, &gb)| q * gb).sum();
         cross += p * ga * inner;
     }
     let mean = 256.0 * e1;
@@ -125,20 +174,14 @@ pub(crate) fn asymptotic_moments(n: u64) -> Moments {
     Moments { mean, var }
 }
 
-/// Probability, under H0, of an entropy at most `bits` for `n` bytes (lower tail).
-pub(crate) fn entropy_p_value(bits: f64, n: u64, m: Moments) -> f64 {
-    if n < 2 || m.var <= 0.0 {
+/// Probability, under H0, of an entropy at most `bits` for a sample of the length `null`
+/// describes (lower tail).
+pub(crate) fn entropy_p_value(bits: f64, null: &Null) -> f64 {
+    if null.shape <= 0.0 {
         return 1.0;
     }
-    let hmax = (n.min(256) as f64).log2();
-    let mu = hmax - m.mean;
-    if mu <= 0.0 {
-        return 1.0;
-    }
-    let shape = mu * mu / m.var;
-    let scale = m.var / mu;
-    let deficit = hmax - bits;
-    gamma_q(shape, deficit / scale)
+    let deficit = null.hmax - bits;
+    gamma_q_ln(null.shape, null.ln_gamma_shape, deficit / null.scale)
 }
 
 /// Probability, under H0, of at least `printable` printable bytes out of `n`.
@@ -224,6 +267,14 @@ fn ln_gamma(x: f64) -> f64 {
 /// Series for `x < a + 1`, Lentz's continued fraction otherwise (the standard split,
 /// each converging fast on its side).
 pub(crate) fn gamma_q(a: f64, x: f64) -> f64 {
+    if a.is_nan() || a <= 0.0 {
+        return 1.0;
+    }
+    gamma_q_ln(a, ln_gamma(a), x)
+}
+
+/// [`gamma_q`] with `ln Γ(a)` given (`lg`), for callers that evaluate one `a` often.
+fn gamma_q_ln(a: f64, lg: f64, x: f64) -> f64 {
     if a.is_nan() || a <= 0.0 || x.is_nan() {
         return 1.0;
     }
@@ -233,7 +284,7 @@ pub(crate) fn gamma_q(a: f64, x: f64) -> f64 {
     if x.is_infinite() {
         return 0.0;
     }
-    let prefactor = (-x + a * x.ln() - ln_gamma(a)).exp();
+    let prefactor = (-x + a * x.ln() - lg).exp();
     if x < a + 1.0 {
         let mut ap = a;
         let mut del = 1.0 / a;
