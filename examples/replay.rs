@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example replay -- [PCAP...] [--host-events FILE]... [--config FILE]
-//!                                          [--output FILE] [--quiet]
+//!                                          [--output FILE|-] [--quiet]
 //! ```
 //!
 //! With no PCAP it replays the bundled demo capture `examples/data/demo.pcapng` (and its
@@ -36,7 +36,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: replay [PCAP...] [--host-events FILE]... [--config FILE] [--output FILE] [--quiet]\n\
+        "usage: replay [PCAP...] [--host-events FILE]... [--config FILE] [--output FILE|-] [--quiet]\n\
          With no PCAP, replays the bundled demo capture and its host events. Host-event\n\
          files: normalized JSON lines, Sysmon EVTX/XML/JSON (or a zip of them), auditd,\n\
          eslogger, Elastic Endpoint, lsof, esxcli or ESXi syslog, detected by content."
@@ -124,6 +124,8 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     let out: Box<dyn Write> = match &args.output {
+        // `-` is stdout, as for most tools (and not a file named `-`).
+        Some(p) if p.as_os_str() == "-" => Box::new(BufWriter::new(std::io::stdout().lock())),
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => {
