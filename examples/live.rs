@@ -17,9 +17,9 @@ use entrospect::capture::live_pcap::{LiveError, LivePcap, LivePcapConfig, LiveSt
 #[cfg(feature = "pnet")]
 use entrospect::capture::live_pnet::{LivePnet, LivePnetConfig};
 use entrospect::capture::{CaptureFile, Packet};
-use entrospect::output::Sink;
+use entrospect::output::EveWriter;
 use entrospect::pipeline::{Backpressure, Pipeline, PipelineConfig, PipelineStats, UdpRouting};
-use entrospect::{Config, Event, Timestamp};
+use entrospect::{Config, Timestamp};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,12 +107,29 @@ fn now() -> Timestamp {
 /// The output shared by the collector thread (events) and the main thread (stats lines).
 type Out = Arc<Mutex<Box<dyn Write + Send>>>;
 
-/// Writes each event as one JSON line, as `EveWriter` does for `replay`.
-struct SharedSink(Out);
+/// The stage thread's end of the shared output. Events go through an `EveWriter`, as in
+/// `replay` (its byte writer for flow records, one reused buffer), which hands over one
+/// whole line per `write_all`: one lock per line, and lines never interleave with the
+/// main thread's stats lines.
+struct SharedOut(Out);
 
-impl Sink for SharedSink {
-    fn event(&mut self, ev: &Event) {
-        write_line(&self.0, ev);
+impl Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock()?.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.lock()?.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock()?.flush()
+    }
+}
+
+impl SharedOut {
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, Box<dyn Write + Send>>> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("output lock poisoned"))
     }
 }
 
@@ -224,7 +241,7 @@ fn main() -> ExitCode {
         },
         ..PipelineConfig::default()
     };
-    let mut pipe = match Pipeline::new(cfg, pcfg, SharedSink(Arc::clone(&out))) {
+    let mut pipe = match Pipeline::new(cfg, pcfg, EveWriter::new(SharedOut(Arc::clone(&out)))) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("live: {e}");
@@ -291,13 +308,17 @@ fn main() -> ExitCode {
         }
         live_stats = Some(src.live_stats());
     }
-    let (_sink, stats) = match pipe.finish() {
+    let (sink, stats) = match pipe.finish() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("live: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = sink.finish() {
+        eprintln!("live: writing output: {e}");
+        return ExitCode::from(2);
+    }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     write_line(&out, &stats_line(&stats, live_stats));
     if let Ok(mut w) = out.lock()

@@ -718,7 +718,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         let stage = Stage {
             sink,
             corr: correlation,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             max_flows: max_open_flows.max(1),
             inputs,
             snapshot: Arc::clone(&stage_snapshot),
@@ -1380,8 +1380,9 @@ impl StageInput {
 struct Stage<S: Sink> {
     sink: S,
     corr: Correlation,
-    /// Verdict flags of the flows that reached a verdict point and have not ended.
-    flows: HashMap<u64, VerdictFlags>,
+    /// Verdict flags of the flows that reached a verdict point and have not ended
+    /// (foldhash, as the flow table: SipHash cost 4 % of the stage's instructions).
+    flows: HashMap<u64, VerdictFlags, foldhash::fast::RandomState>,
     max_flows: usize,
     inputs: Vec<StageInput>,
     snapshot: Arc<Mutex<StageStats>>,
