@@ -173,6 +173,27 @@ impl Timestamp {
     /// nanoseconds in a `u64` never reach (they end in 2554); [`fmt::Display`] would still
     /// write them.
     fn rfc3339_fast(self, buf: &mut [u8; RFC3339_LEN]) -> Option<&str> {
+        self.rfc3339_digits(buf)?;
+        std::str::from_utf8(buf).ok()
+    }
+
+    /// Appends the timestamp as a JSON string (`"…Z"`) to `out`: the bytes serde_json
+    /// writes for it (the text is ASCII digits and `-T:.Z`, nothing to escape), without
+    /// serde's escaping scan. The EVE byte writer calls it three times per flow record.
+    pub(crate) fn write_json(self, out: &mut Vec<u8>) {
+        let mut buf = [0u8; RFC3339_LEN];
+        if self.rfc3339_digits(&mut buf).is_some() {
+            out.push(b'"');
+            out.extend_from_slice(&buf);
+            out.push(b'"');
+        } else {
+            // Years past 9999 (never reached by u64 nanoseconds): the general path.
+            let _ = serde_json::to_writer(&mut *out, &self);
+        }
+    }
+
+    /// Writes the RFC 3339 digits into `buf`; `None` outside the years 0..=9999.
+    fn rfc3339_digits(self, buf: &mut [u8; RFC3339_LEN]) -> Option<()> {
         let secs = i64::try_from(self.secs()).ok()?;
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         if !(0..=9999).contains(&y) {
@@ -208,7 +229,7 @@ impl Timestamp {
                 *b = c;
             }
         }
-        std::str::from_utf8(buf).ok()
+        Some(())
     }
 }
 
@@ -304,6 +325,9 @@ mod tests {
                 serde_json::to_string(&t).ok(),
                 Some(format!("\"{}\"", slow(t)))
             );
+            let mut direct = b"x".to_vec();
+            t.write_json(&mut direct);
+            assert_eq!(direct, format!("x\"{}\"", slow(t)).into_bytes(), "{n}");
         }
     }
 

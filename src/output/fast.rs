@@ -195,7 +195,8 @@ fn string(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
 }
 
 fn timestamp(out: &mut Vec<u8>, t: Timestamp) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &t).map_err(io::Error::other)
+    t.write_json(out);
+    Ok(())
 }
 
 fn ip(out: &mut Vec<u8>, a: IpAddr) -> io::Result<()> {
