@@ -23,7 +23,9 @@ impl FlowKey {
     /// The key of a packet from `src:sport` to `dst:dport`, and whether the sender is the
     /// lower endpoint.
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, bool) {
-        if (src, sport) <= (dst, dport) {
+        // `(src, sport) <= (dst, dport)` in `IpAddr`'s order (IPv4 before IPv6, then the
+        // octets), on integers: comparing the octet arrays calls memcmp, once per packet.
+        if (order_bits(src), sport) <= (order_bits(dst), dport) {
             (
                 FlowKey {
                     lo_ip: src,
@@ -97,6 +99,16 @@ impl Hash for FlowKey {
     }
 }
 
+/// An address as an integer that sorts as `IpAddr` does: every IPv4 address (bit 128
+/// clear) before every IPv6 one, each family by its octets read big-endian.
+#[inline]
+fn order_bits(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(a.to_bits())),
+        IpAddr::V6(a) => (true, a.to_bits()),
+    }
+}
+
 /// An address as 128 bits (IPv4 as its IPv4-mapped IPv6 form).
 #[inline]
 fn v6_bits(ip: IpAddr) -> u128 {
@@ -128,6 +140,31 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(lo1, lo2);
         assert_eq!(k1.symmetric_hash(), k2.symmetric_hash());
+    }
+
+    #[test]
+    fn endpoint_order_is_ipaddr_order() {
+        let addrs: Vec<IpAddr> = vec![
+            IpAddr::from([0, 0, 0, 0]),
+            IpAddr::from([10, 0, 0, 1]),
+            IpAddr::from([10, 0, 0, 2]),
+            IpAddr::from([10, 0, 1, 0]),
+            IpAddr::from([192, 168, 1, 1]),
+            IpAddr::from([255, 255, 255, 255]),
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 0]),
+            IpAddr::from([0u16, 0, 0, 0, 0, 0xffff, 0x0a00, 1]),
+            IpAddr::from([0xfe80u16, 0, 0, 0, 0, 0, 0, 1]),
+            IpAddr::from([0xfe80u16, 0, 0, 0, 0, 0, 1, 0]),
+            IpAddr::from([0xffffu16; 8]),
+        ];
+        for &a in &addrs {
+            for &b in &addrs {
+                for (pa, pb) in [(1, 2), (2, 1), (7, 7)] {
+                    let (_, lower) = FlowKey::new(a, pa, b, pb, 6);
+                    assert_eq!(lower, (a, pa) <= (b, pb), "{a}:{pa} {b}:{pb}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -155,8 +155,11 @@ pub fn content_kind(bytes: &[u8]) -> Option<ContentKind> {
         (b"RIFF", ContentKind::Webp),
         (b"\x00\x00\x00", ContentKind::IsoBmff),
     ];
+    // The first byte rules out all but one or two magics; comparing it first keeps a
+    // slice comparison (a memcmp call) per magic off the path of every payload.
+    let first = b.first();
     for (magic, kind) in table {
-        if !starts(magic) {
+        if magic.first() != first || !starts(magic) {
             continue;
         }
         let ok = match kind {
