@@ -595,6 +595,12 @@ impl Engine {
         self.stages.forward = true;
     }
 
+    /// Whether any event or finding waits to be drained (most packets produce none: a
+    /// caller checks this before paying for a drain).
+    pub(crate) fn has_outputs(&self) -> bool {
+        !self.stages.queue.items.is_empty()
+    }
+
     /// Take the events and findings produced so far, oldest first.
     pub(crate) fn drain_outputs(&mut self) -> std::collections::vec_deque::Drain<'_, Queued> {
         self.stages.queue.items.drain(..)

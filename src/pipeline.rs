@@ -1328,6 +1328,9 @@ impl Worker {
 
     /// Take what the engine produced for the item numbered `seq`.
     fn collect(&mut self, seq: u64) {
+        if !self.engine.has_outputs() {
+            return;
+        }
         for q in self.engine.drain_outputs() {
             match q {
                 Queued::Event(Event::Stats(_)) => {}
