@@ -648,12 +648,25 @@ fn corpus_captures_give_the_same_records_with_1_2_and_4_workers() {
     let mut total = 0;
     let mut files = 0;
     let mut engine_mismatch = Vec::new();
+    // Fragments through the dispatcher's table, held ones, ones sent by address pair, and
+    // the captures they came from.
+    let (mut fragments, mut held, mut by_address, mut with_fragments) = (0, 0, 0, Vec::new());
     for path in common::corpus_captures(&dir) {
         if CaptureFile::open(&path).is_err() {
             continue;
         }
         total += same_for_1_2_4_workers(&path, &[]);
         files += 1;
+        let (_, stats) = run_with(&path, &[], 2, Config::default());
+        let d = &stats.dispatch;
+        if d.fragments > 0 {
+            fragments += d.fragments;
+            held += d.fragments_held;
+            by_address += d.fragments_by_address;
+            if let Some(name) = path.file_name() {
+                with_fragments.push(name.to_string_lossy().into_owned());
+            }
+        }
         let (engine, _) = common::replay(&path, Config::default());
         let (e, p) = (lines(&engine), run(&path, &[], 1).0);
         if e != p {
@@ -666,7 +679,11 @@ fn corpus_captures_give_the_same_records_with_1_2_and_4_workers() {
             engine_mismatch.push(path.display().to_string());
         }
     }
-    eprintln!("pipeline determinism: {files} captures, {total} records equal for 1/2/4 workers");
+    eprintln!(
+        "pipeline determinism: {files} captures, {total} records equal for 1/2/4 workers; \
+         {fragments} TCP/UDP fragments routed by the fragment table ({held} held for their \
+         first, {by_address} by address pair) in {with_fragments:?}"
+    );
     assert!(files > 50, "{files} corpus captures opened");
     assert!(
         engine_mismatch.is_empty(),
