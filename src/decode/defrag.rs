@@ -324,7 +324,7 @@ pub(crate) enum FragmentEnd {
 pub(crate) fn fragment_end(offset: u16, len: u32, more: bool) -> FragmentEnd {
     match u32::from(offset).checked_add(len) {
         Some(end) if end <= MAX_DATAGRAM => {
-            if more && len % 8 != 0 {
+            if more && !len.is_multiple_of(8) {
                 FragmentEnd::Misaligned
             } else {
                 FragmentEnd::End(end)
