@@ -414,7 +414,7 @@ pub struct DispatchStats {
     /// Datagrams evicted from the fragment table at [`PipelineConfig::fragment_datagrams`].
     pub fragment_evictions: u64,
     /// Datagrams in the fragment table now.
-    pub fragment_datagrams: u64,
+    pub fragment_datagrams_tracked: u64,
     /// Packets dropped, by reason (zeros left out).
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -1365,7 +1365,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         dispatch.fragments_held = f.held;
         dispatch.fragments_by_address = f.by_address;
         dispatch.fragment_evictions = f.evicted;
-        dispatch.fragment_datagrams = self.frags.datagrams() as u64;
+        dispatch.fragment_datagrams_tracked = self.frags.datagrams() as u64;
         PipelineStats {
             dispatch,
             workers: self

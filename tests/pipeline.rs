@@ -575,7 +575,7 @@ fn out_of_order_fragments_meet_their_flow_with_1_2_and_4_workers() {
             assert_eq!(d.fragments, 24 * 6, "{d:?}");
             assert_eq!(d.fragments_held, 2 * (8 * 2 + 8), "{d:?}");
             assert_eq!(
-                (d.fragments_by_address, d.fragment_datagrams),
+                (d.fragments_by_address, d.fragment_datagrams_tracked),
                 (0, 0),
                 "{d:?}"
             );
