@@ -443,6 +443,56 @@ mod tests {
         assert_eq!((t.held, t.held_bytes), (0, 0));
     }
 
+    proptest::proptest! {
+        /// The table holds a datagram exactly while a reassembler fed the same fragments
+        /// does (completion, contradictions, misaligned and oversized fragments, the range
+        /// cap), whatever the order, overlaps and reused identifications.
+        #[test]
+        fn the_table_tracks_the_datagrams_the_reassembler_tracks(
+            frags in proptest::collection::vec(
+                (0u32..3, 0u16..10, proptest::bool::ANY, 0usize..40),
+                1..60,
+            ),
+        ) {
+            use crate::decode::FragmentView;
+            use crate::decode::defrag::{DefragConfig, Defragmenter};
+            let cfg = DefragConfig { max_ranges: 4, ..DefragConfig::default() };
+            let mut d = Defragmenter::new(cfg.clone());
+            let mut t = FragmentLanes::new(Limits {
+                max_datagrams: cfg.max_datagrams,
+                max_held: 1 << 10,
+                max_held_bytes: 1 << 20,
+                max_ranges: cfg.max_ranges,
+                timeout_ns: 30_000_000_000,
+            });
+            let payload = [0u8; 40];
+            for (i, (id, units, more, len)) in frags.into_iter().enumerate() {
+                let ts = Timestamp(i as u64);
+                let view = FragmentView {
+                    src: ident(id).src,
+                    dst: ident(id).dst,
+                    proto: 17,
+                    id,
+                    offset: units * 8,
+                    more,
+                    payload: &payload[..len],
+                    tunnel_depth: 0,
+                };
+                let _ = d.push(ts, &view);
+                let p = FragmentPart {
+                    id,
+                    offset: units * 8,
+                    more,
+                    len: len as u32,
+                    ports: None,
+                };
+                let mut r = Vec::new();
+                t.route(ident(id), &p, ts, (None, ADDR_LANE), || held(len), &mut r);
+                proptest::prop_assert_eq!(t.datagrams(), d.in_progress(), "after fragment {}", i);
+            }
+        }
+    }
+
     #[test]
     fn a_contradicting_fragment_drops_the_datagram_as_the_reassembler_does() {
         let mut t = FragmentLanes::new(limits());
