@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --features pcap[,pnet] --example live -- -i IFACE [--filter BPF]
 //!     [--backend pcap|pnet] [--workers N] [--duration SECS] [--stats-interval SECS]
-//!     [--udp-routing address-pair|five-tuple] [--config FILE] [--output FILE] [--quiet]
+//!     [--udp-routing five-tuple|address-pair] [--config FILE] [--output FILE] [--quiet]
 //! cargo run --release --features pcap --example live -- --file PCAP [--workers N] ...
 //! ```
 //!
@@ -12,6 +12,11 @@
 //! `--duration`: every flow still open is ended and printed. Live traffic uses the `drop`
 //! back-pressure policy (the capture never stalls; drops are counted in the stats line);
 //! file replay uses `block`. The human summary (packets/s, Gbit/s) goes to stderr.
+//!
+//! `--udp-routing five-tuple` (the default) spreads the UDP flows between one host pair
+//! over the workers, IP fragments following their datagram's first fragment;
+//! `address-pair` sends all UDP between two hosts to one worker (see `pipeline`'s docs,
+//! "Routing").
 
 use entrospect::capture::live_pcap::{LiveError, LivePcap, LivePcapConfig, LiveStats};
 #[cfg(feature = "pnet")]
@@ -44,7 +49,8 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: live (-i IFACE | --file PCAP) [--filter BPF] [--backend pcap|pnet] [--workers N]\n\
-         \x20           [--duration SECS] [--stats-interval SECS] [--udp-routing address-pair|five-tuple]\n\
+         \x20           [--duration SECS] [--stats-interval SECS]\n\
+         \x20           [--udp-routing five-tuple|address-pair]  (default five-tuple)\n\
          \x20           [--config FILE] [--output FILE] [--quiet]"
     );
     std::process::exit(2)
@@ -57,7 +63,7 @@ fn parse_args() -> Args {
         filter: None,
         backend: "pcap".into(),
         workers: 2,
-        udp_routing: UdpRouting::AddressPair,
+        udp_routing: UdpRouting::default(),
         duration: None,
         stats_interval: 10.0,
         config: None,

@@ -15,24 +15,56 @@
 //! # Routing
 //!
 //! The dispatcher reads only the headers that name each packet's flow ([`decode::route_key`],
-//! which answers exactly as a full [`decode::decode`] would) and sends it to worker `hash % workers`, so both directions of a flow meet in one engine
-//! (shared-nothing: no locks on the packet path):
+//! which answers exactly as a full [`decode::decode`] would) and sends it to worker
+//! `hash % workers`, so both directions of a flow meet in one engine (shared-nothing: no
+//! locks on the packet path):
 //!
-//! - **TCP**: the symmetric hash of the 5-tuple ([`FlowKey::symmetric_hash`]).
-//! - **UDP and other IP protocols**: the symmetric hash of the address pair and protocol
-//!   (ports zeroed). IP fragments after the first carry no ports, so fragments are routed by
-//!   address pair and protocol only; routing whole UDP datagrams the same way makes a
-//!   reassembled datagram meet the unfragmented datagrams of its flow. The cost is balance:
-//!   all UDP between two hosts lands on one worker (on a capture where one host pair
-//!   exchanges thousands of DNS flows, one worker does nearly all the per-flow work).
-//!   [`PipelineConfig::udp_routing`] = [`UdpRouting::FiveTuple`] routes whole UDP datagrams
-//!   by the 5-tuple, as TCP, and accepts for fragmented UDP the limit TCP has (below).
+//! - **TCP and UDP**: the symmetric hash of the 5-tuple ([`FlowKey::symmetric_hash`]), so
+//!   the many UDP flows between one host pair (DNS from a resolver) spread over the workers.
+//!   [`PipelineConfig::udp_routing`] = [`UdpRouting::AddressPair`] routes UDP by address
+//!   pair and protocol instead (ports zeroed, fragments too): all UDP between two hosts
+//!   then lands on one worker, and UDP needs no fragment table.
+//! - **Other IP protocols**: the symmetric hash of the address pair and protocol.
 //! - **Everything else** (non-IP, undecodable): worker 0, where it is still counted.
 //!
-//! Known limit: a fragmented *TCP* segment is routed by address pair, its flow's other
-//! segments by 5-tuple, so they may meet in different engines (fragmented TCP is rare and
-//! usually an evasion attempt). A fragmented tunnel packet is routed by its outer
-//! addresses.
+//! # Fragments
+//!
+//! Only an IP datagram's first fragment (offset 0) carries the TCP/UDP header, yet the
+//! worker that reassembles the datagram must be the one that holds its flow. Suricata and
+//! Zeek reassemble before they choose a flow, as Linux's `PACKET_FANOUT_HASH` does with
+//! `PACKET_FANOUT_FLAG_DEFRAG`; a dispatcher that copied every datagram would be a
+//! second reassembler. So the dispatcher keeps the reassembler's bookkeeping without the
+//! bytes, in a bounded table keyed as [`decode::defrag`] keys a datagram (source,
+//! destination, protocol, IPv4 identification or IPv6 fragment identification, from
+//! [`decode::RouteKey::fragment`]):
+//!
+//! - the **first fragment** picks the lane its ports hash to, as an unfragmented packet of
+//!   the flow would; every later fragment of the datagram follows it;
+//! - a fragment that comes **before its first** is **held** in the dispatcher (a file
+//!   packet as an offset, a live one copied) and sent to the first fragment's lane just
+//!   ahead of it, stamped then: a fragment that does not complete its datagram produces
+//!   nothing, so the datagram completes on the item a single engine completes it on, and
+//!   the sequence numbers and watermarks of the correlation stage stay right;
+//! - the table applies the reassembler's own rules ([`decode::defrag`]'s range, end and
+//!   contradiction checks and `defrag.max_ranges`), so a datagram leaves it when the
+//!   worker's reassembler completes or drops it, and a reused identification starts
+//!   afresh; it forgets a datagram older than `defrag.timeout_secs` at the same ticks the
+//!   workers' reassemblers do, sending its held fragments (by address pair) just before
+//!   the tick that expires them there.
+//!
+//! When the first fragment does not come in time (its timeout, or an eviction at
+//! [`PipelineConfig::fragment_datagrams`]), holds fewer than 4 bytes, or the held fragments
+//! outgrow [`PipelineConfig::held_fragments`] or [`PipelineConfig::held_fragment_bytes`],
+//! the datagram's fragments go by address pair, counted in
+//! [`DispatchStats::fragments_by_address`]: the datagram is still reassembled whole in
+//! one worker, perhaps not its flow's. [`Pipeline::finish`] sends what is still held the
+//! same way.
+//!
+//! An IPv6 atomic fragment (fragment header, offset 0, M clear; RFC 6946) is a whole
+//! packet to the decoder, routed by its ports. Known limits: the workers' reassemblers
+//! have their own byte and datagram caps, so under a fragment flood one of them may drop
+//! a datagram a single engine would have kept; a fragmented tunnel packet (VXLAN, GRE,
+//! IP-in-IP) is routed by its outer header, not by the inner flow its reassembly reveals.
 //!
 //! # Batches, buffers and back-pressure
 //!
@@ -138,10 +170,12 @@
 //! [`Pipeline::finish`] as [`PipelineError::WorkerPanicked`] (the merge goes on without it). Dropping a `Pipeline` without
 //! `finish` closes the queues; the threads end on their own after draining them.
 
+mod fragments;
+
 use crate::capture::{CaptureError, CaptureFile, LinkType, MAX_CAPLEN, Packet, SourceStats};
 use crate::config::Config;
 use crate::correlation::{Correlation, Finding, VerdictFlags};
-use crate::decode::{self, ip_proto};
+use crate::decode::{self, RouteKey, ip_proto};
 use crate::detect::baseline::BaselineMode;
 use crate::detect::correlate::CorrelationStats;
 use crate::detect::verdict::FlowVerdict;
@@ -153,6 +187,7 @@ use crate::output::stats::{HostStats, PacketStats, StatsSection};
 use crate::output::{Event, Sink};
 use crate::time::Timestamp;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+use fragments::{FragmentLanes, Held, HeldBytes, Ident, Limits, Release};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -186,19 +221,17 @@ impl Backpressure {
     }
 }
 
-/// How the dispatcher routes whole UDP datagrams (fragments always go by address pair and
-/// protocol, since only the first carries ports). See the module docs, "Routing".
+/// How the dispatcher routes UDP. See the module docs, "Routing".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UdpRouting {
-    /// By address pair and protocol, ports zeroed: a datagram reassembled from fragments
-    /// meets the unfragmented datagrams of its flow; all UDP between two hosts lands on one
-    /// worker.
-    #[default]
+    /// By address pair and protocol, ports zeroed, fragments included: all UDP between two
+    /// hosts lands on one worker (no fragment table needed for UDP).
     AddressPair,
-    /// By the symmetric 5-tuple, as TCP: the UDP flows between two hosts spread over the
-    /// workers; a fragmented datagram goes where its address pair routes, which may be
-    /// another engine than the rest of its flow (the flow then has two records there).
+    /// By the symmetric 5-tuple, as TCP (the default): the UDP flows between two hosts
+    /// spread over the workers; every fragment of a datagram follows its first fragment's
+    /// ports through the dispatcher's fragment table (module docs, "Fragments").
+    #[default]
     FiveTuple,
 }
 
@@ -269,8 +302,18 @@ pub struct PipelineConfig {
     pub output_queue: usize,
     /// What to do when a worker's queue is full.
     pub backpressure: Backpressure,
-    /// How whole UDP datagrams are routed (default [`UdpRouting::AddressPair`]).
+    /// How UDP is routed (default [`UdpRouting::FiveTuple`]).
     pub udp_routing: UdpRouting,
+    /// Fragmented datagrams the dispatcher tracks at once to send all their fragments to
+    /// one worker (default 4096, `defrag.max_datagrams`'s default; beyond it the oldest is
+    /// evicted and counted). Module docs, "Fragments".
+    pub fragment_datagrams: usize,
+    /// Fragments the dispatcher holds while their datagram's first fragment has not come
+    /// (default 1024; beyond it the datagram goes by address pair, counted).
+    pub held_fragments: usize,
+    /// Bytes of held fragments copied from [`Pipeline::push`] (default 4 MiB; fragments
+    /// of a shared capture file are held as offsets and cost none).
+    pub held_fragment_bytes: usize,
 }
 
 impl Default for PipelineConfig {
@@ -282,7 +325,10 @@ impl Default for PipelineConfig {
             queue_batches: 16,
             output_queue: 64,
             backpressure: Backpressure::Block,
-            udp_routing: UdpRouting::AddressPair,
+            udp_routing: UdpRouting::FiveTuple,
+            fragment_datagrams: 4096,
+            held_fragments: 1024,
+            held_fragment_bytes: 4 << 20,
         }
     }
 }
@@ -355,6 +401,20 @@ pub struct DispatchStats {
     pub host_events_dropped: u64,
     /// Flow-table ticks broadcast.
     pub ticks: u64,
+    /// IP fragments routed through the fragment table: those of TCP, and of UDP under
+    /// [`UdpRouting::FiveTuple`] (module docs, "Fragments").
+    pub fragments: u64,
+    /// Of those, fragments held until their datagram's first fragment came (or gave up).
+    pub fragments_held: u64,
+    /// Of those, fragments sent by address pair: their datagram's first fragment did not
+    /// come before its timeout or an eviction, held no ports, or the held fragments
+    /// outgrew their caps. Such a datagram is still reassembled whole, but maybe in
+    /// another worker than the rest of its flow.
+    pub fragments_by_address: u64,
+    /// Datagrams evicted from the fragment table at [`PipelineConfig::fragment_datagrams`].
+    pub fragment_evictions: u64,
+    /// Datagrams in the fragment table now.
+    pub fragment_datagrams_tracked: u64,
     /// Packets dropped, by reason (zeros left out).
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -460,34 +520,32 @@ fn merge_json(acc: &mut serde_json::Value, v: serde_json::Value) {
     }
 }
 
-/// The routing hash of a packet, by the rules of the module docs: `None` for a packet that
-/// is not IP or does not decode (the pipeline sends those to worker 0).
+/// The routing hash of a packet by the rules of the module docs under
+/// [`UdpRouting::AddressPair`] (UDP and every fragment by address pair and protocol, TCP by
+/// its 5-tuple): `None` for a packet that is not IP or does not decode (the pipeline sends
+/// those to worker 0). Under [`UdpRouting::FiveTuple`] whole UDP datagrams hash as TCP, and
+/// the fragments of TCP and UDP follow their first fragment through the dispatcher's
+/// fragment table, which no function of one packet can tell.
 pub fn flow_hash(link_type: LinkType, data: &[u8]) -> Option<u64> {
-    route(link_type, data, UdpRouting::AddressPair).0
+    decode::route_key(link_type, data).map(|k| key_hash(&k, UdpRouting::AddressPair))
 }
 
-/// The routing hash, and whether the packet is a whole IP packet (which advances a flow
-/// table's sweep clock; fragments and undecodable frames do not). The key comes from
-/// [`decode::route_key`], which reads only the headers routing needs and gives exactly what
-/// a full [`decode::decode`] would.
-fn route(link_type: LinkType, data: &[u8], udp: UdpRouting) -> (Option<u64>, bool) {
-    match decode::route_key(link_type, data) {
-        Some(k) => {
-            let ports = !k.fragment
-                && (k.proto == ip_proto::TCP
-                    || (k.proto == ip_proto::UDP && udp == UdpRouting::FiveTuple));
-            let (sp, dp) = if ports {
-                (k.src_port, k.dst_port)
-            } else {
-                (0, 0)
-            };
-            let h = FlowKey::new(k.src, sp, k.dst, dp, k.proto)
-                .0
-                .symmetric_hash();
-            (Some(h), !k.fragment)
-        }
-        None => (None, false),
-    }
+/// Whether packets of `proto` are routed by their ports.
+fn by_ports(proto: u8, udp: UdpRouting) -> bool {
+    proto == ip_proto::TCP || (proto == ip_proto::UDP && udp == UdpRouting::FiveTuple)
+}
+
+/// The hash of a key by itself: ports for a whole packet of a protocol routed by ports,
+/// else the address pair and protocol.
+fn key_hash(k: &RouteKey, udp: UdpRouting) -> u64 {
+    let (sp, dp) = if k.fragment.is_none() && by_ports(k.proto, udp) {
+        (k.src_port, k.dst_port)
+    } else {
+        (0, 0)
+    };
+    FlowKey::new(k.src, sp, k.dst, dp, k.proto)
+        .0
+        .symmetric_hash()
 }
 
 /// Where a packet's bytes are.
@@ -607,6 +665,10 @@ pub struct Pipeline<S: Sink + Send + 'static> {
     next_check: u64,
     /// How far behind `next_seq` a lane may fall before it is sent.
     max_lag: u64,
+    /// Where the fragments of TCP and five-tuple UDP go (module docs, "Fragments").
+    frags: FragmentLanes,
+    /// Scratch list of held fragments to send (kept for its allocation).
+    release: Release,
 }
 
 impl<S: Sink + Send + 'static> std::fmt::Debug for Pipeline<S> {
@@ -679,6 +741,16 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         )?;
         check("queue_batches", pcfg.queue_batches, 1, 1 << 16)?;
         check("output_queue", pcfg.output_queue, 1, 1 << 24)?;
+        check("fragment_datagrams", pcfg.fragment_datagrams, 1, 1 << 24)?;
+        check("held_fragments", pcfg.held_fragments, 0, 1 << 24)?;
+        check("held_fragment_bytes", pcfg.held_fragment_bytes, 0, 1 << 30)?;
+        let frags = FragmentLanes::new(Limits {
+            max_datagrams: pcfg.fragment_datagrams,
+            max_held: pcfg.held_fragments,
+            max_held_bytes: pcfg.held_fragment_bytes,
+            max_ranges: cfg.defrag.max_ranges,
+            timeout_ns: cfg.defrag.timeout_secs.saturating_mul(1_000_000_000),
+        });
         let tick_ns = cfg.flow.sweep_interval_ms.saturating_mul(1_000_000);
         let mut correlation =
             Correlation::new(&cfg).map_err(|source| PipelineError::Correlation { source })?;
@@ -784,6 +856,8 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             drops: [0; DropReason::ALL.len()],
             tick_ns,
             last_tick: None,
+            frags,
+            release: Vec::new(),
         })
     }
 
@@ -792,15 +866,75 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         self.lanes.len()
     }
 
-    /// The lane of a packet; ticks first when it advances the sweep clock.
-    fn lane_of(&mut self, ts: Timestamp, link_type: LinkType, data: &[u8]) -> usize {
+    /// The lane of a packet (ticks first when it advances the sweep clock), or `None` when
+    /// the fragment table holds it (`hold` gives its bytes, called only then).
+    fn lane_of(&mut self, pkt: &Packet<'_>, hold: impl FnOnce() -> HeldBytes) -> Option<usize> {
         let n = self.lanes.len() as u64;
-        let (hash, whole) = route(link_type, data, self.cfg.udp_routing);
-        if whole {
-            self.maybe_tick(ts);
+        let lane = |h: u64| h.checked_rem(n).map_or(0, |i| i as usize);
+        let Some(k) = decode::route_key(pkt.link_type, pkt.data) else {
+            return Some(0);
+        };
+        let udp = self.cfg.udp_routing;
+        let Some(part) = k.fragment else {
+            self.maybe_tick(pkt.ts);
+            return Some(lane(key_hash(&k, udp)));
+        };
+        let addr_lane = lane(key_hash(&k, udp));
+        if !by_ports(k.proto, udp) {
+            return Some(addr_lane);
         }
-        hash.and_then(|h| h.checked_rem(n))
-            .map_or(0, |i| i as usize)
+        let port_lane = part.ports.map(|(sp, dp)| {
+            lane(
+                FlowKey::new(k.src, sp, k.dst, dp, k.proto)
+                    .0
+                    .symmetric_hash(),
+            )
+        });
+        let ident = Ident {
+            src: k.src,
+            dst: k.dst,
+            proto: k.proto,
+            id: part.id,
+        };
+        let (ts, link_type, orig_len) = (pkt.ts, pkt.link_type, pkt.orig_len);
+        let mut release = std::mem::take(&mut self.release);
+        let out = self.frags.route(
+            ident,
+            &part,
+            ts,
+            (port_lane, addr_lane),
+            || Held {
+                ts,
+                link_type,
+                orig_len,
+                bytes: hold(),
+            },
+            &mut release,
+        );
+        self.send_held(&mut release);
+        self.release = release;
+        out
+    }
+
+    /// Append released fragments to their lanes, in order.
+    fn send_held(&mut self, release: &mut Release) {
+        for (i, h) in release.drain(..) {
+            match h.bytes {
+                HeldBytes::Own(v) => self.enqueue_own(i, h.ts, h.link_type, h.orig_len, &v),
+                HeldBytes::File(file, off, len) => {
+                    self.enqueue_file(i, &file, (off, len), h.ts, h.link_type, h.orig_len)
+                }
+            }
+        }
+    }
+
+    /// Forget the fragmented datagrams the workers' reassemblers forget at `now`, sending
+    /// their held fragments ahead of the tick that expires them there.
+    fn expire_fragments(&mut self, now: Timestamp) {
+        let mut release = std::mem::take(&mut self.release);
+        self.frags.expire(now, &mut release);
+        self.send_held(&mut release);
+        self.release = release;
     }
 
     /// Insert a tick into every worker's stream when packet time has advanced by the sweep
@@ -811,6 +945,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             Some(last) if ts.saturating_sub(last) >= self.tick_ns => {
                 self.last_tick = Some(ts);
                 self.stats.ticks = self.stats.ticks.saturating_add(1);
+                self.expire_fragments(ts);
                 self.append_tick(ts, false);
             }
             Some(_) => {}
@@ -1063,12 +1198,26 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
     /// capture: the source's buffer is reused by its next read).
     pub fn push(&mut self, pkt: &Packet<'_>) {
         self.stats.packets = self.stats.packets.saturating_add(1);
-        let len = pkt.data.len();
-        if len > self.cfg.batch_bytes {
+        if pkt.data.len() > self.cfg.batch_bytes {
             self.drop_packets(DropReason::PacketTooLarge, 1);
             return;
         }
-        let i = self.lane_of(pkt.ts, pkt.link_type, pkt.data);
+        if let Some(i) = self.lane_of(pkt, || HeldBytes::Own(pkt.data.to_vec())) {
+            self.enqueue_own(i, pkt.ts, pkt.link_type, pkt.orig_len, pkt.data);
+        }
+        self.send_lagging();
+    }
+
+    /// Copy a packet into lane `i`'s batch and stamp it.
+    fn enqueue_own(
+        &mut self,
+        i: usize,
+        ts: Timestamp,
+        link_type: LinkType,
+        orig_len: u32,
+        data: &[u8],
+    ) {
+        let len = data.len();
         let room = self
             .lanes
             .get(i)
@@ -1080,20 +1229,19 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             return;
         };
         let off = lane.batch.buf.len();
-        lane.batch.buf.extend_from_slice(pkt.data);
+        lane.batch.buf.extend_from_slice(data);
         self.stats.copied = self.stats.copied.saturating_add(1);
         let seq = self.stamp();
         self.append(
             i,
             Item::Packet {
                 seq,
-                ts: pkt.ts,
-                link_type: pkt.link_type,
-                orig_len: pkt.orig_len,
+                ts,
+                link_type,
+                orig_len,
                 bytes: Bytes::Own { off, len },
             },
         );
-        self.send_lagging();
     }
 
     /// Hand one packet that borrows `file`'s bytes: it is sent as an offset into the
@@ -1113,7 +1261,22 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             return;
         }
         self.stats.packets = self.stats.packets.saturating_add(1);
-        let i = self.lane_of(pkt.ts, pkt.link_type, pkt.data);
+        if let Some(i) = self.lane_of(pkt, || HeldBytes::File(Arc::clone(file), off, len)) {
+            self.enqueue_file(i, file, (off, len), pkt.ts, pkt.link_type, pkt.orig_len);
+        }
+        self.send_lagging();
+    }
+
+    /// Append a packet of `file` (at `off`, `len` bytes) to lane `i`'s batch and stamp it.
+    fn enqueue_file(
+        &mut self,
+        i: usize,
+        file: &Arc<CaptureFile>,
+        (off, len): (usize, usize),
+        ts: Timestamp,
+        link_type: LinkType,
+        orig_len: u32,
+    ) {
         let other_file = self
             .lanes
             .get(i)
@@ -1133,13 +1296,12 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             i,
             Item::Packet {
                 seq,
-                ts: pkt.ts,
-                link_type: pkt.link_type,
-                orig_len: pkt.orig_len,
+                ts,
+                link_type,
+                orig_len,
                 bytes: Bytes::File { off, len },
             },
         );
-        self.send_lagging();
     }
 
     /// Replay every packet of `file`; the workers read the packets from the shared file.
@@ -1177,6 +1339,7 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
     pub fn tick(&mut self, now: Timestamp) {
         self.stats.ticks = self.stats.ticks.saturating_add(1);
         self.last_tick = Some(now);
+        self.expire_fragments(now);
         self.append_tick(now, true);
         self.flush_batches();
     }
@@ -1197,6 +1360,12 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
             .filter(|(_, n)| **n > 0)
             .map(|(r, n)| (r.as_str(), *n))
             .collect();
+        let f = self.frags.counts();
+        dispatch.fragments = f.fragments;
+        dispatch.fragments_held = f.held;
+        dispatch.fragments_by_address = f.by_address;
+        dispatch.fragment_evictions = f.evicted;
+        dispatch.fragment_datagrams_tracked = self.frags.datagrams() as u64;
         PipelineStats {
             dispatch,
             workers: self
@@ -1221,6 +1390,10 @@ impl<S: Sink + Send + 'static> Pipeline<S> {
         // The last batches go out whatever the policy: nothing more will arrive. Every
         // lane gets the same final watermark, which tags the flows its engine ends.
         self.cfg.backpressure = Backpressure::Block;
+        // Fragments still waiting for their first go by address pair.
+        let mut release = std::mem::take(&mut self.release);
+        self.frags.drain(&mut release);
+        self.send_held(&mut release);
         self.flush_batches();
         for lane in &mut self.lanes {
             lane.tx = None;
@@ -1572,7 +1745,7 @@ mod tests {
         assert!(stats.dispatch.routed[0] >= 1, "non-IP goes to worker 0");
         assert_eq!(stats.capture().packets, 101);
         assert_eq!(stats.capture().decoded, 100);
-        // UDP is routed by address pair: 7 pairs, one flow each per 5-tuple.
+        // 7 address pairs, 10 source ports: one flow per 5-tuple.
         let flows = events
             .iter()
             .filter(|e| matches!(e, Event::Flow(_)))

@@ -152,14 +152,14 @@ impl Defragmenter {
         let bad = DecodeError::new(DecodeErrorKind::BadFragment, Layer::Ip, 0);
         let start = u32::from(f.offset);
         let len = u32::try_from(f.payload.len()).map_err(|_| bad)?;
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= MAX_DATAGRAM)
-            .ok_or(bad)?;
-        if f.more && len % 8 != 0 {
-            self.stats.malformed += 1;
-            return Err(bad);
-        }
+        let end = match fragment_end(f.offset, len, f.more) {
+            FragmentEnd::End(end) => end,
+            FragmentEnd::TooLong => return Err(bad),
+            FragmentEnd::Misaligned => {
+                self.stats.malformed += 1;
+                return Err(bad);
+            }
+        };
         let key = FragKey {
             src: f.src,
             dst: f.dst,
@@ -186,13 +186,7 @@ impl Defragmenter {
         };
         // The last fragment fixes the length; anything beyond it, or a second different
         // end, is a contradiction.
-        let conflict = match (p.end, f.more) {
-            (Some(e), _) if end > e => true,
-            (Some(e), false) => e != end,
-            (None, false) => p.ranges.last().is_some_and(|&(_, re)| re > end),
-            _ => false,
-        };
-        if conflict || p.ranges.len() >= self.cfg.max_ranges {
+        if conflicts(p.end, &p.ranges, end, f.more) || p.ranges.len() >= self.cfg.max_ranges {
             self.stats.malformed += 1;
             self.drop_key(&key);
             return Err(bad);
@@ -242,9 +236,7 @@ impl Defragmenter {
         }
         self.stats.overlap_bytes += overlap;
         insert_range(&mut p.ranges, start, end);
-        let complete = p.end.is_some_and(|e| p.ranges.as_slice() == [(0, e)])
-            || (p.end == Some(0) && len == 0);
-        if !complete {
+        if !is_complete(p.end, &p.ranges, len) {
             return Ok(None);
         }
         let Some(done) = self.pending.remove(&key) else {
@@ -315,8 +307,57 @@ impl Defragmenter {
     }
 }
 
+/// What a fragment's offset, length and MF flag say before any datagram state is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FragmentEnd {
+    /// The end of its data in the datagram's payload.
+    End(u32),
+    /// It would end beyond the 65 535-byte IP limit: refused.
+    TooLong,
+    /// More fragments follow but its length is not a multiple of 8 (RFC 791, RFC 8200
+    /// §4.5): refused as malformed.
+    Misaligned,
+}
+
+/// The reassembler's first check of a fragment (shared with the pipeline's dispatcher,
+/// which tracks datagrams by the same rules without their bytes).
+pub(crate) fn fragment_end(offset: u16, len: u32, more: bool) -> FragmentEnd {
+    match u32::from(offset).checked_add(len) {
+        Some(end) if end <= MAX_DATAGRAM => {
+            if more && !len.is_multiple_of(8) {
+                FragmentEnd::Misaligned
+            } else {
+                FragmentEnd::End(end)
+            }
+        }
+        _ => FragmentEnd::TooLong,
+    }
+}
+
+/// Whether a fragment ending at `end` contradicts what its datagram received: the last
+/// fragment fixes the length; anything beyond it, or a second different end, is a
+/// contradiction (the datagram is dropped).
+pub(crate) fn conflicts(
+    known_end: Option<u32>,
+    ranges: &[(u32, u32)],
+    end: u32,
+    more: bool,
+) -> bool {
+    match (known_end, more) {
+        (Some(e), _) if end > e => true,
+        (Some(e), false) => e != end,
+        (None, false) => ranges.last().is_some_and(|&(_, re)| re > end),
+        _ => false,
+    }
+}
+
+/// Whether a datagram is complete once a fragment of `len` bytes was added to `ranges`.
+pub(crate) fn is_complete(end: Option<u32>, ranges: &[(u32, u32)], len: u32) -> bool {
+    end.is_some_and(|e| ranges == [(0, e)]) || (end == Some(0) && len == 0)
+}
+
 /// Insert [s, e) into sorted disjoint ranges, merging neighbours that touch or overlap.
-fn insert_range(ranges: &mut Vec<(u32, u32)>, s: u32, e: u32) {
+pub(crate) fn insert_range(ranges: &mut Vec<(u32, u32)>, s: u32, e: u32) {
     if s >= e {
         return;
     }

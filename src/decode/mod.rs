@@ -20,7 +20,7 @@ mod link;
 pub mod route;
 
 pub use error::{DecodeError, DecodeErrorKind, Layer};
-pub use route::{RouteKey, route_key};
+pub use route::{FragmentPart, RouteKey, route_key};
 
 use crate::capture::LinkType;
 use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
