@@ -53,7 +53,9 @@ impl Neon {
     #[cfg(test)]
     fn mask64(self, block: &[u8; 64]) -> u64 {
         // SAFETY: `self` exists only if `Neon::new` found NEON on this CPU.
-        unsafe { printable_mask64(block, whitespace_table()) }
+        let whitespace = unsafe { whitespace_table() };
+        // SAFETY: `self` exists only if `Neon::new` found NEON on this CPU.
+        unsafe { printable_mask64(block, whitespace) }
     }
 }
 
