@@ -37,5 +37,8 @@ if [ -z "$libdir" ] || [ ! -d "$libdir" ]; then
     rustup target add "$target" || skip "could not add the Rust target $target (no network?)"
 fi
 
+# No debug info: the cross build (every dev-dependency included) is most of this script's
+# time, and assertion messages carry their locations without it.
+export CARGO_PROFILE_TEST_DEBUG=false
 echo "test-aarch64: cargo test --target $target --lib inspect::entropy (under qemu-aarch64)"
 cargo test --target "$target" --lib inspect::entropy 2>&1
