@@ -28,7 +28,8 @@ pub struct EntropyConfig {
     /// Payload bytes per direction whose randomness is measured (default 4096, at most
     /// 65 535).
     pub window: usize,
-    /// Force a histogram kernel (`auto` picks the fastest the CPU has).
+    /// Force a histogram kernel: `auto` (default: the fastest the CPU has), `reference`,
+    /// `portable`, `avx2` (x86_64) or `neon` (aarch64).
     pub kernel: entropy::KernelChoice,
 }
 

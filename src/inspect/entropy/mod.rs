@@ -40,8 +40,8 @@
 //! A kernel computes the histogram, and the longest printable run when asked, in one
 //! pass: `reference` (the plain oracle), `portable` (scalar; straight into the
 //! caller's counters for short inputs, a private `u32` table for longer ones into `u16`
-//! counters, eight sub-histograms from 16 KiB on) and, on x86_64 CPUs that have it,
-//! `avx2`. The
+//! counters, eight sub-histograms from 16 KiB on) and, on CPUs that have it, `avx2`
+//! (x86_64) or `neon` (aarch64). The
 //! printable and set-bit counts are derived from the histogram at verdict time. The choice is made once
 //! ([`Kernel::auto`], cached) or forced with [`KernelChoice`]; never per payload. Every
 //! kernel's histogram and features equal the reference's exactly, and entropy comes
@@ -55,6 +55,8 @@
 //! for counts below 65 536, 512 KiB, and for pairs of counts below 16, 2 KiB; the
 //! moments of up to [`EXACT_MAX`] lengths, 96 KiB) are built lazily once.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod features;
 mod histogram;
 mod portable;
@@ -103,6 +105,8 @@ pub enum KernelChoice {
     Portable,
     /// The AVX2 kernel (x86_64 CPUs with AVX2).
     Avx2,
+    /// The NEON kernel (aarch64 CPUs).
+    Neon,
 }
 
 impl KernelChoice {
@@ -113,6 +117,7 @@ impl KernelChoice {
             KernelChoice::Reference => "reference",
             KernelChoice::Portable => "portable",
             KernelChoice::Avx2 => "avx2",
+            KernelChoice::Neon => "neon",
         }
     }
 }
@@ -141,6 +146,8 @@ enum Imp {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2(x86_64::avx2::Avx2),
+    #[cfg(target_arch = "aarch64")]
+    Neon(aarch64::neon::Neon),
 }
 
 impl Kernel {
@@ -168,10 +175,26 @@ impl Kernel {
         }
     }
 
+    /// The NEON kernel, or `None` when this CPU (or target) lacks NEON.
+    pub fn neon() -> Option<Kernel> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            aarch64::neon::Neon::new().map(|k| Kernel { imp: Imp::Neon(k) })
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            None
+        }
+    }
+
     /// The fastest kernel this CPU supports, detected on first call and cached.
     pub fn auto() -> Kernel {
         static AUTO: OnceLock<Kernel> = OnceLock::new();
-        *AUTO.get_or_init(|| Kernel::avx2().unwrap_or(Kernel::portable()))
+        *AUTO.get_or_init(|| {
+            Kernel::avx2()
+                .or_else(Kernel::neon)
+                .unwrap_or(Kernel::portable())
+        })
     }
 
     /// The kernel `choice` names.
@@ -187,6 +210,9 @@ impl Kernel {
             KernelChoice::Avx2 => {
                 Kernel::avx2().ok_or(EntropyError::KernelUnavailable { kernel: "avx2" })
             }
+            KernelChoice::Neon => {
+                Kernel::neon().ok_or(EntropyError::KernelUnavailable { kernel: "neon" })
+            }
         }
     }
 
@@ -194,10 +220,11 @@ impl Kernel {
     pub fn available() -> Vec<Kernel> {
         let mut all = vec![Kernel::reference(), Kernel::portable()];
         all.extend(Kernel::avx2());
+        all.extend(Kernel::neon());
         all
     }
 
-    /// The kernel's stable name (`reference`, `portable`, `avx2`), for stats.
+    /// The kernel's stable name (`reference`, `portable`, `avx2`, `neon`), for stats.
     pub const fn name(self) -> &'static str {
         self.choice().as_str()
     }
@@ -209,6 +236,8 @@ impl Kernel {
             Imp::Portable => KernelChoice::Portable,
             #[cfg(target_arch = "x86_64")]
             Imp::Avx2(_) => KernelChoice::Avx2,
+            #[cfg(target_arch = "aarch64")]
+            Imp::Neon(_) => KernelChoice::Neon,
         }
     }
 
@@ -236,6 +265,8 @@ impl Kernel {
                 Imp::Portable => portable::count::<C, RUN>(chunk, counts, run),
                 #[cfg(target_arch = "x86_64")]
                 Imp::Avx2(k) => k.count::<C, RUN>(chunk, counts, run),
+                #[cfg(target_arch = "aarch64")]
+                Imp::Neon(k) => k.count::<C, RUN>(chunk, counts, run),
             }
         }
     }

@@ -140,6 +140,9 @@ fn suite_reports_which_kernels_it_covers() {
     if Kernel::avx2().is_none() {
         eprintln!("skipping avx2 kernel: this cpu lacks avx2");
     }
+    if Kernel::neon().is_none() {
+        eprintln!("skipping neon kernel: this cpu lacks neon");
+    }
     assert_eq!(names.first(), Some(&"reference"));
     assert!(names.contains(&"portable"));
 }
@@ -259,7 +262,8 @@ fn every_start_offset_into_a_buffer_agrees() {
         .collect();
     for offset in 0..64 {
         for len in [
-            0, 1, 7, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1023, 1024, 1025, 2000,
+            0, 1, 7, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 127, 128, 129, 1023, 1024,
+            1025, 2000,
         ] {
             assert_kernels_agree(&random[offset..offset + len]);
             assert_kernels_agree(&mixed[offset..offset + len]);
@@ -321,12 +325,21 @@ fn kernel_choice_selects_and_names_kernels() {
             Err(EntropyError::KernelUnavailable { kernel: "avx2" })
         ),
     }
+    match Kernel::neon() {
+        Some(k) => assert_eq!(Kernel::select(KernelChoice::Neon), Ok(k)),
+        None => assert_eq!(
+            Kernel::select(KernelChoice::Neon),
+            Err(EntropyError::KernelUnavailable { kernel: "neon" })
+        ),
+    }
     assert_eq!(
         Kernel::select(KernelChoice::Auto).map(Kernel::name),
         Ok(kernel_name())
     );
     let parsed: KernelChoice = serde_json::from_str("\"avx2\"").unwrap_or_default();
     assert_eq!(parsed, KernelChoice::Avx2);
+    let parsed: KernelChoice = serde_json::from_str("\"neon\"").unwrap_or_default();
+    assert_eq!(parsed, KernelChoice::Neon);
     assert_eq!(
         serde_json::to_string(&KernelChoice::Portable)
             .ok()
@@ -510,4 +523,49 @@ fn entropy_is_within_1e_9_of_the_textbook_formula_for_every_kernel() {
         }
     }
     eprintln!("largest entropy difference from the textbook formula: {worst:.2e} bits/byte");
+}
+
+/// Builds an engine from `[entropy] kernel = "<name>"` and returns the kernel its stats
+/// name, or the error text.
+fn engine_kernel_from_config(name: &str) -> Result<&'static str, String> {
+    let cfg = crate::config::Config::from_toml(&format!("[entropy]\nkernel = \"{name}\"\n"))
+        .map_err(|e| e.to_string())?;
+    crate::engine::Engine::new(cfg)
+        .map(|e| e.stats().entropy_kernel)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn forcing_neon_on_x86_64_is_a_config_error_naming_the_kernel() {
+    assert_eq!(Kernel::neon(), None);
+    assert_eq!(
+        Kernel::select(KernelChoice::Neon),
+        Err(EntropyError::KernelUnavailable { kernel: "neon" })
+    );
+    assert!(!Kernel::available().iter().any(|k| k.name() == "neon"));
+    let err = engine_kernel_from_config("neon").err().unwrap_or_default();
+    assert!(
+        err.contains("entropy.kernel") && err.contains("neon"),
+        "{err}"
+    );
+}
+
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn aarch64_runs_neon_by_default_and_rejects_forced_avx2() {
+    assert_eq!(kernel_name(), "neon");
+    let names: Vec<_> = Kernel::available().iter().map(|k| k.name()).collect();
+    assert_eq!(names, ["reference", "portable", "neon"]);
+    assert_eq!(engine_kernel_from_config("neon"), Ok("neon"));
+    assert_eq!(engine_kernel_from_config("auto"), Ok("neon"));
+    assert_eq!(
+        Kernel::select(KernelChoice::Avx2),
+        Err(EntropyError::KernelUnavailable { kernel: "avx2" })
+    );
+    let err = engine_kernel_from_config("avx2").err().unwrap_or_default();
+    assert!(
+        err.contains("entropy.kernel") && err.contains("avx2"),
+        "{err}"
+    );
 }
