@@ -18,6 +18,13 @@
 //! `address-pair` sends all UDP between two hosts to one worker (see `pipeline`'s docs,
 //! "Routing").
 
+/// The binary's allocator: mimalloc. Each flow's verdict allocates and frees a little
+/// (findings, records), and the pipeline frees on the stage thread what workers allocated,
+/// where glibc's per-thread arenas are slow. The library itself sets no global allocator:
+/// an embedding product keeps its own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use entrospect::capture::live_pcap::{LiveError, LivePcap, LivePcapConfig, LiveStats};
 #[cfg(feature = "pnet")]
 use entrospect::capture::live_pnet::{LivePnet, LivePnetConfig};
