@@ -140,6 +140,36 @@ fn payloads(c: &mut C) {
     }
 }
 
+/// A whole verdict (`Randomness`: every feature and the p-values) on a short sample,
+/// one-shot and through an accumulator: the per-verdict cost the engine pays for most
+/// flow directions.
+fn verdict(c: &mut C) {
+    let mut g = c.benchmark_group("verdict");
+    for size in [16usize, 64, 128, 256, 512] {
+        g.throughput(Throughput::Bytes(size as u64));
+        for (kind, buf) in [("random", random_bytes(5, size)), ("text", text(size))] {
+            g.bench_with_input(
+                BenchmarkId::new(format!("of_{kind}"), size),
+                &buf,
+                |b, buf| b.iter(|| black_box(Randomness::of(black_box(buf)))),
+            );
+            g.bench_with_input(
+                BenchmarkId::new(format!("accumulator_{kind}"), size),
+                &buf,
+                |b, buf| {
+                    let mut acc = EntropyAccumulator::new(4096);
+                    b.iter(|| {
+                        acc.reset();
+                        acc.update(black_box(buf));
+                        black_box(acc.randomness())
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 fn bulk(c: &mut C) {
     const MIB: usize = 1 << 20;
     for (name, buf) in [("random", random_bytes(2, MIB)), ("text", text(MIB))] {
@@ -207,7 +237,7 @@ mod group {
     criterion::criterion_group! {
         name = benches;
         config = criterion::Criterion::default().with_measurement(super::ThreadCpu);
-        targets = super::payloads, super::bulk, super::from_histogram, super::engine_entropy_share
+        targets = super::payloads, super::verdict, super::bulk, super::from_histogram, super::engine_entropy_share
     }
 }
 use group::benches;

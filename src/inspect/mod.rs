@@ -153,18 +153,15 @@ impl DirEntropy {
         }
     }
 
-    fn randomness(&self, kernel: Kernel, window: usize) -> Randomness {
+    fn randomness(&self, kernel: Kernel) -> Randomness {
         if let Some(r) = self.memo.get()
             && usize::try_from(r.sample_len).is_ok_and(|n| n == self.len())
         {
             return r;
         }
         let r = match &self.sample {
-            Sample::Bytes(b) => {
-                let mut acc = EntropyAccumulator::new(window);
-                acc.update_with(kernel, b);
-                acc.randomness()
-            }
+            // The copy holds exactly the bytes an accumulator would have measured.
+            Sample::Bytes(b) => Randomness::of_with(kernel, b),
             Sample::Acc(a) => a.randomness(),
         };
         self.memo.set(Some(r));
@@ -399,11 +396,10 @@ impl InspectorSet {
 
     /// The findings so far.
     pub fn findings<'a>(&self, st: &'a FlowInspection) -> FlowFindings<'a> {
-        let window = self.window();
         let r = |e: &Option<Box<DirEntropy>>| {
             e.as_ref()
                 .filter(|e| e.len() > 0)
-                .map(|e| e.randomness(self.kernel, window))
+                .map(|e| e.randomness(self.kernel))
         };
         FlowFindings {
             randomness: [r(&st.entropy[0]), r(&st.entropy[1])],
@@ -458,7 +454,7 @@ mod tests {
                         one.update_with(kernel, &b);
                         assert_eq!(d.len(), one.len(), "window {window} sizes {sizes:?}");
                         assert_eq!(d.is_full(window), one.is_full());
-                        assert_eq!(d.randomness(kernel, window), one.randomness());
+                        assert_eq!(d.randomness(kernel), one.randomness());
                     }
                     let kept_as_bytes = matches!(d.sample, Sample::Bytes(_));
                     assert_eq!(kept_as_bytes, one.len() <= INLINE_SAMPLE, "{sizes:?}");

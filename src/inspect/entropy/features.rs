@@ -129,6 +129,68 @@ impl RunState {
         // The run that reaches the last byte carries over.
         self.current = u64::from(mask.leading_ones());
     }
+
+    /// Feeds the printable flags of `n` consecutive bytes (`1..=64`): bit `i` of `mask`
+    /// is byte `i`, and the bits from `n` on must be clear. `n == 0` changes nothing.
+    #[inline]
+    pub fn push_partial(&mut self, mask: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if n >= 64 {
+            self.push_mask64(mask);
+            return;
+        }
+        let lead = mask.trailing_ones();
+        let joined = self.current.saturating_add(u64::from(lead));
+        if joined > self.longest {
+            self.longest = joined;
+        }
+        if self.longest < 63 {
+            let mut x = mask;
+            let mut inner = 0u64;
+            while x != 0 {
+                x &= x >> 1;
+                inner += 1;
+            }
+            if inner > self.longest {
+                self.longest = inner;
+            }
+        }
+        self.current = if lead >= n {
+            joined
+        } else {
+            // The run that ends at byte n - 1, read from the top after a shift.
+            u64::from((mask << (64 - n)).leading_ones())
+        };
+    }
+}
+
+/// The first 64 bytes of `bytes` in a block padded with zeros (0x00 is not printable:
+/// the padding adds no set bit to a printable mask), so that a tail can be classified
+/// like a whole block.
+#[inline(always)]
+pub(crate) fn padded_block(bytes: &[u8]) -> [u8; 64] {
+    let n = bytes.len().min(64);
+    let mut block = [0u8; 64];
+    if let (Some(dst), Some(src)) = (block.get_mut(..n), bytes.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    block
+}
+
+/// Printable flags of up to 64 bytes, as bits (byte 0 → bit 0); the bits from
+/// `bytes.len()` on are clear. Longer input is cut at 64 bytes.
+#[inline]
+pub(crate) fn printable_mask_short(bytes: &[u8]) -> u64 {
+    let n = bytes.len().min(64);
+    let block = padded_block(bytes);
+    let (words, _) = block.as_chunks::<8>();
+    let mut mask = 0u64;
+    for (i, w) in words.iter().enumerate().take(n.div_ceil(8)) {
+        mask |= printable_mask8(u64::from_le_bytes(*w)) << (8 * i);
+    }
+    mask
 }
 
 /// Packs the high bit of each of the 8 bytes of `x` into bits 0..8 (byte 0 → bit 0).
@@ -193,6 +255,47 @@ mod tests {
                     }
                     assert_eq!(mask >> 8, 0);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn partial_masks_give_the_runs_of_their_bytes() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for round in 0..4000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (round % 66) as u32;
+            let raw = seed | (seed >> 2) | (seed >> 9);
+            let mask = if n >= 64 {
+                raw
+            } else {
+                raw & ((1u64 << n) - 1)
+            };
+            for start in [0u64, 3, 70] {
+                let mut by_mask = RunState {
+                    current: start,
+                    longest: start,
+                };
+                let mut by_byte = by_mask;
+                by_mask.push_partial(mask, n);
+                for i in 0..n.min(64) {
+                    by_byte.push((mask >> i) & 1 == 1);
+                }
+                assert_eq!(by_mask, by_byte, "mask {mask:x} n {n} start {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_masks_equal_per_byte_flags() {
+        let bytes: Vec<u8> = (0..200u32).map(|i| (i * 37 % 256) as u8).collect();
+        for n in 0..=70 {
+            let mask = printable_mask_short(&bytes[..n]);
+            for (i, &b) in bytes.iter().enumerate().take(64) {
+                let want = i < n && is_printable(b);
+                assert_eq!((mask >> i) & 1 == 1, want, "n {n} bit {i}");
             }
         }
     }

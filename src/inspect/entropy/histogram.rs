@@ -65,10 +65,33 @@ pub(crate) trait Counter: Copy + Default + Into<u64> {
     /// [`PRINTABLE_TABLE`] and [`POPCOUNT_TABLE`] and to [`Counter::sum_of_squares`].
     fn sums(counts: &[Self; 256]) -> Sums;
 
+    /// The counters as `u16`s, when they are.
+    // Only the x86_64 paths (SSE2) need it.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn as_u16(counts: &[Self; 256]) -> Option<&[u16; 256]>;
+
     /// Writes `a·16 + b` (truncated to a byte) for each pair of bins `a = counts[i]`,
     /// `b = counts[i + 128]`, and returns the bitwise OR of all counts (the indices are
     /// meaningful when it is below [`PAIR_SIDE`]).
     fn pair_index(counts: &[Self; 256], index: &mut [u8; 128]) -> u64;
+}
+
+/// [`PRINTABLE_TABLE`] and [`POPCOUNT_TABLE`] widened to `i16`, so that a dot product
+/// with `i16` counts is one multiply-add of equal lanes.
+#[cfg(target_arch = "x86_64")]
+const PRINTABLE_I16: [i16; 256] = widen(&PRINTABLE_TABLE);
+#[cfg(target_arch = "x86_64")]
+const POPCOUNT_I16: [i16; 256] = widen(&POPCOUNT_TABLE);
+
+#[cfg(target_arch = "x86_64")]
+const fn widen(t: &[u8; 256]) -> [i16; 256] {
+    let mut w = [0i16; 256];
+    let mut i = 0;
+    while i < 256 {
+        w[i] = t[i] as i16;
+        i += 1;
+    }
+    w
 }
 
 /// The dot products of [`Counter::sums`].
@@ -85,15 +108,32 @@ pub(crate) struct Sums {
 impl Counter for u16 {
     const NARROW: bool = true;
 
+    #[inline(always)]
+    fn as_u16(counts: &[u16; 256]) -> Option<&[u16; 256]> {
+        Some(counts)
+    }
+
     #[inline]
     fn sums(counts: &[u16; 256]) -> Sums {
         // The counts sum to at most u16::MAX (the window), so every product and every
-        // sum fits a u32 (Σ c² <= (Σ c)² < 2^32): u32 lanes, eight bins a step with
-        // AVX2, four with SSE2. The printable weight is 0 or 1: a mask, not a multiply.
-        //
-        // The tables go through `black_box`: with their contents in view, LLVM unrolls
-        // the 256 bins into scalar code specialised per weight (about 3 instructions a
-        // bin) instead of vectorising the loop (under 1).
+        // sum fits a u32 (Σ c² <= (Σ c)² < 2^32).
+        #[cfg(target_arch = "x86_64")]
+        if counts.iter().fold(0u16, |a, &c| a | c) <= i16::MAX as u16 {
+            // Every count fits an i16 (always below 32 KiB): SSE2's multiply-add, a
+            // third of the instructions of the u32 loop below, whose multiplies
+            // baseline x86_64 has to emulate.
+            let (printable, popcount, squares) =
+                super::x86_64::sse2::sums_i16(counts, &PRINTABLE_I16, &POPCOUNT_I16);
+            return Sums {
+                printable: u64::from(printable),
+                popcount: u64::from(popcount),
+                squares: u128::from(squares),
+            };
+        }
+        // u32 lanes. The printable weight is 0 or 1: a mask, not a multiply. The
+        // tables go through `black_box`: with their contents in view, LLVM unrolls the
+        // 256 bins into scalar code specialised per weight (about 3 instructions a
+        // bin) instead of vectorising the loop.
         let (pt, wt) = (black_box(&PRINTABLE_TABLE), black_box(&POPCOUNT_TABLE));
         let mut printable = 0u32;
         let mut popcount = 0u32;
@@ -153,6 +193,11 @@ impl Counter for u16 {
 
 impl Counter for u64 {
     const NARROW: bool = false;
+
+    #[inline(always)]
+    fn as_u16(_: &[u64; 256]) -> Option<&[u16; 256]> {
+        None
+    }
 
     #[inline]
     fn sums(counts: &[u64; 256]) -> Sums {
@@ -235,6 +280,18 @@ fn fixed_term(c: u64) -> u128 {
     (x * x.log2() * 2f64.powi(FRAC_BITS)).round() as u128
 }
 
+/// [`fixed_term`] of a count below 2^16, whose term (below 2^60) fits a `u64`: the
+/// same value, converted without `u128` (65 536 of them make the table, built at
+/// start-up).
+fn fixed_term_small(c: u64) -> u64 {
+    if c < 2 {
+        return 0;
+    }
+    let x = c as f64;
+    // Finite, non-negative and below 2^60 for c < 2^16: the cast is exact.
+    (x * x.log2() * 2f64.powi(FRAC_BITS)).round() as u64
+}
+
 fn tables() -> &'static NlogTables {
     static TABLES: OnceLock<NlogTables> = OnceLock::new();
     TABLES.get_or_init(|| {
@@ -245,8 +302,7 @@ fn tables() -> &'static NlogTables {
             .try_into()
             .unwrap_or_else(|_| Box::new([0; NLOG2N_TABLE_LEN]));
         for (c, v) in (0u64..).zip(single.iter_mut()) {
-            // c < 2^16, so c·log2(c)·2^40 < 2^60.
-            *v = u64::try_from(fixed_term(c)).unwrap_or(u64::MAX);
+            *v = fixed_term_small(c);
         }
         let mut pair = [0u64; 256];
         for (i, v) in (0u64..).zip(pair.iter_mut()) {
@@ -338,10 +394,41 @@ fn sum_general<C: Counter>(counts: &[C; 256], single: &[u64; NLOG2N_TABLE_LEN]) 
         .fold(0u128, u128::saturating_add)
 }
 
+/// Up to this many bins of two bytes or more, [`sum_small`] visits them one by one
+/// (about 6 instructions each, after a 100-instruction map) rather than all 128 pairs
+/// or 256 bins.
+#[cfg(target_arch = "x86_64")]
+const REPEATED_VISIT_MAX: u32 = 48;
+
+/// Σ T[c] over the bins whose bit is set in `map` (bit `b` of word `b / 64`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn sum_visit(counts: &[u16; 256], map: [u64; 4], single: &[u64; NLOG2N_TABLE_LEN]) -> u64 {
+    let mut sum = 0u64;
+    for (base, mut m) in (0usize..).step_by(64).zip(map) {
+        while m != 0 {
+            let b = (base + m.trailing_zeros() as usize) & 0xFF;
+            m &= m - 1;
+            sum = sum.wrapping_add(single[usize::from(counts[b])]);
+        }
+    }
+    sum
+}
+
 /// Σ T[c] over the bins of a histogram whose total is below [`NLOG2N_TABLE_LEN`], by
 /// the path suited to it (both give the same integer).
 #[inline]
 fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(narrow) = C::as_u16(counts) {
+        // Only bins of two bytes or more have a non-zero term. When they are few (a
+        // short sample, or one with a few frequent values like the zeros of a DNS
+        // message, which defeat the pair table), visit just them.
+        let map = super::x86_64::sse2::repeated_map(narrow);
+        if map.iter().map(|m| m.count_ones()).sum::<u32>() <= REPEATED_VISIT_MAX {
+            return sum_visit(narrow, map, &t.single);
+        }
+    }
     // Only narrow counts take the pairs: building the byte indices from u64 counts
     // costs more than the pairs save (measured: 99-108 ns against 88-93 at 64 bytes).
     if C::NARROW
@@ -478,6 +565,30 @@ mod tests {
     }
 
     #[test]
+    fn small_terms_equal_the_general_terms() {
+        for c in 0..NLOG2N_TABLE_LEN as u64 {
+            assert_eq!(u128::from(fixed_term_small(c)), fixed_term(c), "c {c}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn repeated_map_marks_bins_of_two_or_more() {
+        let mut counts = [0u16; 256];
+        for (b, c) in counts.iter_mut().enumerate() {
+            *c = [0, 1, 2, 3, 15, 16, 32_767, 32_768, 65_535][b % 9];
+        }
+        let map = super::super::x86_64::sse2::repeated_map(&counts);
+        for (b, &c) in counts.iter().enumerate() {
+            assert_eq!(
+                (map[b / 64] >> (b % 64)) & 1 == 1,
+                c >= 2,
+                "bin {b} count {c}"
+            );
+        }
+    }
+
+    #[test]
     fn fused_sums_equal_the_separate_dot_products_for_both_counter_widths() {
         let mut wide = histograms();
         // Beyond 2^32 bytes the u64 path must fall back to the general arithmetic.
@@ -562,6 +673,14 @@ mod tests {
             }
             let narrow: [u16; 256] = counts.map(|c| c as u16);
             assert_eq!(sum_dense(&narrow, &t.single), dense);
+            #[cfg(target_arch = "x86_64")]
+            {
+                let map = super::super::x86_64::sse2::repeated_map(&narrow);
+                assert_eq!(sum_visit(&narrow, map, &t.single), dense);
+                if counts.iter().sum::<u64>() < NLOG2N_TABLE_LEN as u64 {
+                    assert_eq!(sum_small(&narrow, counts.iter().sum(), t), dense);
+                }
+            }
             assert_eq!(
                 sum_pairs(&narrow, &t.pair, false),
                 sum_pairs(&counts, &t.pair, false)

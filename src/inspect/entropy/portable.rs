@@ -18,7 +18,7 @@
 //! caller tracks the printable run does the pass classify bytes, a 64-bit word at a
 //! time with SIMD-within-a-register arithmetic.
 
-use super::features::{RunState, is_printable, printable_mask8};
+use super::features::{RunState, printable_mask_short, printable_mask8};
 use super::histogram::Counter;
 
 /// From this length on, inputs into narrow (`u16`) counters are counted in a private
@@ -170,15 +170,17 @@ pub(crate) fn scatter_block<T: Tables>(block: &[u8; 64], tables: &mut T) {
     }
 }
 
-/// Counts bytes shorter than a block one at a time, feeding their printable flags to
-/// `run` when `RUN`.
+/// Counts bytes shorter than a block one at a time, and when `RUN` feeds their
+/// printable flags to `run` as one mask (classified like a block, from a zero-padded
+/// copy: cheaper than a branch per byte, and most payloads end in a tail).
 #[inline(always)]
 pub(crate) fn tail<T: Tables, const RUN: bool>(bytes: &[u8], tables: &mut T, run: &mut RunState) {
     for (pos, &b) in bytes.iter().enumerate() {
         tables.bump(pos, b);
-        if RUN {
-            run.push(is_printable(b));
-        }
+    }
+    if RUN && !bytes.is_empty() {
+        // A tail is shorter than 64 bytes: the length fits a u32.
+        run.push_partial(printable_mask_short(bytes), bytes.len() as u32);
     }
 }
 

@@ -427,8 +427,107 @@ fn content_scores_separate_text_from_random() {
     }
 }
 
+/// Short samples through `Randomness::of_with` (u16 counters for the fast kernels)
+/// and through an accumulator, against the reference kernel's u64 path.
+fn assert_short_path_agrees(bytes: &[u8]) {
+    let want = Randomness::of_with(Kernel::reference(), bytes);
+    for k in Kernel::available() {
+        assert_eq!(
+            Randomness::of_with(k, bytes),
+            want,
+            "kernel {} len {}",
+            k.name(),
+            bytes.len()
+        );
+        let mut acc = EntropyAccumulator::new(MAX_WINDOW);
+        acc.update_with(k, bytes);
+        assert_eq!(
+            acc.randomness(),
+            want,
+            "kernel {} len {}",
+            k.name(),
+            bytes.len()
+        );
+    }
+}
+
+#[test]
+fn short_samples_agree_at_every_length() {
+    let random = random_bytes(45, 330);
+    let text = english(330);
+    let html = html(330);
+    for len in 0..=320 {
+        assert_short_path_agrees(&random[..len]);
+        assert_short_path_agrees(&text[..len]);
+        assert_short_path_agrees(&html[..len]);
+    }
+    // Every value, then every value again.
+    let mut bytes: Vec<u8> = (0..=255).collect();
+    bytes.extend((0..=255u8).rev());
+    assert_short_path_agrees(&bytes);
+    assert_short_path_agrees(&[7u8; 200]);
+}
+
+#[test]
+fn verdict_sums_are_exact_at_the_i16_count_limit() {
+    // u16 histograms whose counts all fit an i16 take SSE2's multiply-add on x86_64;
+    // one count above it takes the u32 loop. Both must equal the u64 sums.
+    for (big, rest) in [
+        (32_767u16, 0u16),
+        (32_767, 127),
+        (32_768, 0),
+        (32_768, 127),
+        (65_535, 0),
+    ] {
+        let mut counts = [rest; 256];
+        counts[0x41] = big;
+        let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        if total > u64::from(u16::MAX) {
+            continue;
+        }
+        let wide: [u64; 256] = counts.map(u64::from);
+        assert_eq!(
+            histogram::Counter::sums(&counts),
+            histogram::Counter::sums(&wide),
+            "big {big} rest {rest}"
+        );
+    }
+    let mut x = 0x1234_5678_9ABC_DEF0u64;
+    for _ in 0..200 {
+        let mut counts = [0u16; 256];
+        for _ in 0..(x % 3000) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            counts[(x % 256) as usize] += 1 + (x >> 60) as u16;
+        }
+        let wide: [u64; 256] = counts.map(u64::from);
+        assert_eq!(
+            histogram::Counter::sums(&counts),
+            histogram::Counter::sums(&wide)
+        );
+    }
+}
+
+#[test]
+fn narrow_counter_limit_agrees_on_both_sides() {
+    // Randomness::of_with counts into u16 counters up to MAX_WINDOW bytes, u64 above.
+    let random = random_bytes(48, MAX_WINDOW + 2);
+    for len in [MAX_WINDOW - 1, MAX_WINDOW, MAX_WINDOW + 1] {
+        assert_kernels_agree(&random[..len]);
+        assert_kernels_agree(&vec![0x41u8; len]);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn short_samples_agree_with_the_reference(
+        bytes in proptest::collection::vec(prop_oneof![Just(b' '), Just(0u8), 0x1Fu8..0x81, any::<u8>()], 0..1024),
+    ) {
+        assert_short_path_agrees(&bytes);
+    }
 
     #[test]
     fn random_buffers_give_equal_histograms_in_every_kernel(

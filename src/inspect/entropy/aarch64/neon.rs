@@ -15,7 +15,7 @@ use core::arch::aarch64::{
     vreinterpret_u64_u8, vreinterpretq_u16_u8, vshrn_n_u16, vsriq_n_u8, vsubq_u8,
 };
 
-use crate::inspect::entropy::features::RunState;
+use crate::inspect::entropy::features::{RunState, padded_block};
 use crate::inspect::entropy::histogram::Counter;
 use crate::inspect::entropy::portable::{Multi, One, Plan, Scratch, Tables, scatter_block, tail};
 
@@ -141,7 +141,15 @@ fn blocks<T: Tables, const RUN: bool>(bytes: &[u8], tables: &mut T, run: &mut Ru
         }
         scatter_block(block, tables);
     }
-    tail::<T, RUN>(rest, tables, run);
+    if RUN && !rest.is_empty() {
+        // The tail classified as a zero-padded block (shorter than 64 bytes: its
+        // length fits a u32).
+        run.push_partial(
+            printable_mask64(&padded_block(rest), whitespace),
+            rest.len() as u32,
+        );
+    }
+    tail::<T, false>(rest, tables, run);
 }
 
 #[cfg(test)]

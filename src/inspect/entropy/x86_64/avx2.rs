@@ -13,7 +13,7 @@ use core::arch::x86_64::{
     _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
 };
 
-use crate::inspect::entropy::features::RunState;
+use crate::inspect::entropy::features::{RunState, padded_block};
 use crate::inspect::entropy::histogram::Counter;
 use crate::inspect::entropy::portable::{Multi, One, Plan, Scratch, Tables, scatter_block, tail};
 
@@ -104,5 +104,16 @@ fn blocks<T: Tables, const RUN: bool>(bytes: &[u8], tables: &mut T, run: &mut Ru
         }
         scatter_block(block, tables);
     }
-    tail::<T, RUN>(rest, tables, run);
+    if RUN && !rest.is_empty() {
+        // The tail classified as a zero-padded block (shorter than 64 bytes: its
+        // length fits a u32).
+        let block = padded_block(rest);
+        let (halves, _) = block.as_chunks::<32>();
+        let mut mask = 0u64;
+        for (i, half) in halves.iter().enumerate() {
+            mask |= printable_mask32(load(half)) << (32 * i);
+        }
+        run.push_partial(mask, rest.len() as u32);
+    }
+    tail::<T, false>(rest, tables, run);
 }

@@ -2,3 +2,4 @@
 //! feature; none is compiled for other targets.
 
 pub(crate) mod avx2;
+pub(crate) mod sse2;
