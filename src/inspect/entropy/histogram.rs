@@ -12,8 +12,10 @@
 //! bits/byte of the exact value (`tests.rs` checks 1e-9 against the oracle's
 //! floating-point formula, and prints the largest difference it saw).
 //!
-//! Two ways through a histogram of fewer than 65 536 bytes, giving the same integer:
-//! when every count of a `u16` histogram is below [`PAIR_SIDE`] (every sample shorter
+//! Three ways through a histogram of fewer than 65 536 bytes, giving the same integer:
+//! on x86_64, when at most [`REPEATED_VISIT_MAX`] bins of a `u16` histogram hold two
+//! bytes or more (only they have a non-zero term), an SSE2 map of them and one lookup
+//! each; when every count of a `u16` histogram is below [`PAIR_SIDE`] (every sample shorter
 //! than 16 bytes, 97 % of random 1460-byte samples) bins `i` and `i + 128`
 //! are looked up together in a 256-entry table of `T[a] + T[b]` (half the table loads,
 //! byte indices built with vector instructions; below [`SPARSE_MAX`] bytes only the

@@ -42,7 +42,8 @@
 //! caller's counters for short inputs, a private `u32` table for longer ones into `u16`
 //! counters, eight sub-histograms from 16 KiB on) and, on CPUs that have it, `avx2`
 //! (x86_64) or `neon` (aarch64). The
-//! printable and set-bit counts are derived from the histogram at verdict time. The choice is made once
+//! printable and set-bit counts are derived from the histogram at verdict time (on
+//! x86_64 with SSE2 multiply-adds, see `x86_64/sse2.rs`). The choice is made once
 //! ([`Kernel::auto`], cached) or forced with [`KernelChoice`]; never per payload. Every
 //! kernel's histogram and features equal the reference's exactly, and entropy comes
 //! from the histogram through one shared function that sums fixed-point integers
