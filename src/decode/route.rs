@@ -15,7 +15,7 @@
 //! path copies the decoder's rules, including etherparse's lax length handling (an IPv4
 //! total length below the header length or beyond the frame falls back to the frame
 //! length; an IPv6 payload length of zero or beyond the frame likewise) and its reading of
-//! the IPv6 fragment header (see [`ipv6`]). `tests/route_corpus.rs` checks the contract over
+//! the IPv6 fragment header (see `decode::ipv6`). `tests/route_corpus.rs` checks the contract over
 //! every packet of the shared corpus, the unit tests below over truncated and mutated
 //! frames, and `fuzz/fuzz_targets/route.rs` over arbitrary bytes.
 //!
@@ -139,7 +139,7 @@ pub fn route_key(link: LinkType, frame: &[u8]) -> Option<RouteKey> {
     }
 }
 
-/// The routing key of a frame by the full decoder ([`decode`](super::decode)): the
+/// The routing key of a frame by the full decoder ([`decode`]): the
 /// reference [`route_key`] must agree with, and its fallback.
 ///
 /// # Panics

@@ -4,7 +4,7 @@
 //! terminated), 7 (image loaded); Security 4688 (process creation) and 5156 (WFP
 //! connection permitted). Other ids are counted as ignored.
 //!
-//! Three carriers share one mapping ([`WinRecord`] → [`HostEvent`]):
+//! Three carriers share one mapping (`WinRecord` → [`HostEvent`]):
 //! - EVTX files ([`EvtxReader`], through the `evtx` crate, one chunk at a time);
 //! - rendered XML (`<Event><System>..</System><EventData><Data Name=..>`), one or many
 //!   events per line or spread over lines ([`sysmon_xml_reader`]);

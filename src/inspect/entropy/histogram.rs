@@ -13,13 +13,14 @@
 //! floating-point formula, and prints the largest difference it saw).
 //!
 //! Three ways through a histogram of fewer than 65 536 bytes, giving the same integer:
-//! on x86_64, when at most [`REPEATED_VISIT_MAX`] bins of a `u16` histogram hold two
-//! bytes or more (only they have a non-zero term), an SSE2 map of them and one lookup
-//! each; when every count of a `u16` histogram is below [`PAIR_SIDE`] (every sample shorter
+//! when every count of a `u16` histogram is below [`PAIR_SIDE`] (every sample shorter
 //! than 16 bytes, 97 % of random 1460-byte samples) bins `i` and `i + 128`
 //! are looked up together in a 256-entry table of `T[a] + T[b]` (half the table loads,
 //! byte indices built with vector instructions; below [`SPARSE_MAX`] bytes only the
-//! pairs with a non-zero term); otherwise, and for `u64` histograms, one lookup per bin.
+//! pairs with a non-zero term); otherwise, on x86_64, when at most
+//! [`REPEATED_VISIT_MAX`] bins of a `u16` histogram hold two bytes or more (only they
+//! have a non-zero term), an SSE2 map of them and one lookup each; otherwise, and for
+//! `u64` histograms, one lookup per bin.
 //! Larger one-shot histograms sum in `u128` and compute the terms of counts beyond the table directly.
 
 use std::hint::black_box;
@@ -397,10 +398,17 @@ fn sum_general<C: Counter>(counts: &[C; 256], single: &[u64; NLOG2N_TABLE_LEN]) 
 }
 
 /// Up to this many bins of two bytes or more, [`sum_small`] visits them one by one
-/// (about 6 instructions each, after a 100-instruction map) rather than all 128 pairs
-/// or 256 bins.
+/// (about 6 instructions each, after a map of about 220) rather than all 128 pairs or
+/// 256 bins.
 #[cfg(target_arch = "x86_64")]
 const REPEATED_VISIT_MAX: u32 = 48;
+
+/// Below this many bytes [`sum_small`] tries the visit before the pairs (random bytes
+/// fill about 48 bins twice at 190 bytes). Measured on the bench capture with
+/// callgrind: visiting first at every length saves 8 M of 1,131 M instructions, but
+/// adds the map's cost to a long random sample (522 -> 746 instructions at 1460 bytes).
+#[cfg(target_arch = "x86_64")]
+const MAP_FIRST_BELOW: u64 = 192;
 
 /// Σ T[c] over the bins whose bit is set in `map` (bit `b` of word `b / 64`).
 #[cfg(target_arch = "x86_64")]
@@ -421,15 +429,18 @@ fn sum_visit(counts: &[u16; 256], map: [u64; 4], single: &[u64; NLOG2N_TABLE_LEN
 /// the path suited to it (both give the same integer).
 #[inline]
 fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
+    // Only bins of two bytes or more have a non-zero term. Short samples have few of
+    // them (random bytes: about 23 in 128 bytes, 68 in 256), so they visit just those
+    // first; longer ones try the pairs first, and visit only when a count of 16 or
+    // more declines the pairs (the zeros of a DNS message do) and the bins are few.
     #[cfg(target_arch = "x86_64")]
-    if let Some(narrow) = C::as_u16(counts) {
-        // Only bins of two bytes or more have a non-zero term. When they are few (a
-        // short sample, or one with a few frequent values like the zeros of a DNS
-        // message, which defeat the pair table), visit just them.
-        let map = super::x86_64::sse2::repeated_map(narrow);
-        if map.iter().map(|m| m.count_ones()).sum::<u32>() <= REPEATED_VISIT_MAX {
-            return sum_visit(narrow, map, &t.single);
-        }
+    let narrow = C::as_u16(counts);
+    #[cfg(target_arch = "x86_64")]
+    if total < MAP_FIRST_BELOW
+        && let Some(narrow) = narrow
+        && let Some(s) = sum_repeated(narrow, &t.single)
+    {
+        return s;
     }
     // Only narrow counts take the pairs: building the byte indices from u64 counts
     // costs more than the pairs save (measured: 99-108 ns against 88-93 at 64 bytes).
@@ -438,7 +449,26 @@ fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
     {
         return s;
     }
+    #[cfg(target_arch = "x86_64")]
+    if total >= MAP_FIRST_BELOW
+        && let Some(narrow) = narrow
+        && let Some(s) = sum_repeated(narrow, &t.single)
+    {
+        return s;
+    }
     sum_dense(counts, &t.single)
+}
+
+/// Σ T[c] over the bins of two bytes or more, visited one by one, or `None` when there
+/// are more than [`REPEATED_VISIT_MAX`] of them.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn sum_repeated(counts: &[u16; 256], single: &[u64; NLOG2N_TABLE_LEN]) -> Option<u64> {
+    let map = super::x86_64::sse2::repeated_map(counts);
+    if map.iter().map(|m| m.count_ones()).sum::<u32>() > REPEATED_VISIT_MAX {
+        return None;
+    }
+    Some(sum_visit(counts, map, single))
 }
 
 /// Shannon entropy in bits per byte of a histogram whose counts sum to `total`.

@@ -83,21 +83,20 @@ pub(crate) fn repeated_map(counts: &[u16; 256]) -> [u64; 4] {
 fn repeated_map_sse2(counts: &[u16; 256]) -> [u64; 4] {
     let one = _mm_set1_epi16(1);
     let zero = _mm_setzero_si128();
+    let (words, _) = counts.as_chunks::<64>();
     let mut map = [0u64; 4];
-    let (sixteens, _) = counts.as_chunks::<16>();
-    for (i, c) in sixteens.iter().enumerate() {
-        let (halves, _) = c.as_chunks::<8>();
-        let mut at_most_one = [zero; 2];
-        for (m, h) in at_most_one.iter_mut().zip(halves) {
-            // Unsigned saturating c - 1 is 0 exactly when c <= 1.
-            *m = _mm_cmpeq_epi16(_mm_subs_epu16(load8(h), one), zero);
+    for (m, word) in map.iter_mut().zip(words) {
+        let (eights, _) = word.as_chunks::<8>();
+        let mut bits = 0u64;
+        for (i, pair) in eights.chunks_exact(2).enumerate() {
+            // Unsigned saturating c - 1 is 0 exactly when c <= 1; 0 / -1 lanes pack to
+            // 0 / -1 bytes, one bit per bin.
+            let low = _mm_cmpeq_epi16(_mm_subs_epu16(load8(&pair[0]), one), zero);
+            let high = _mm_cmpeq_epi16(_mm_subs_epu16(load8(&pair[1]), one), zero);
+            let at_most_one = _mm_movemask_epi8(_mm_packs_epi16(low, high)) as u32;
+            bits |= u64::from(!at_most_one & 0xFFFF) << (16 * i);
         }
-        // 0 / -1 lanes pack to 0 / -1 bytes; one bit per bin.
-        let low = _mm_movemask_epi8(_mm_packs_epi16(at_most_one[0], at_most_one[1]));
-        let repeated = u64::from(!(low as u32) & 0xFFFF);
-        if let Some(word) = map.get_mut(i / 4) {
-            *word |= repeated << (16 * (i % 4));
-        }
+        *m = bits;
     }
     map
 }
