@@ -106,26 +106,7 @@ impl RunState {
             }
             return;
         }
-        // The run that continues from the previous bytes.
-        let lead = u64::from(mask.trailing_ones());
-        let joined = self.current.saturating_add(lead);
-        if joined > self.longest {
-            self.longest = joined;
-        }
-        // Runs that start and end inside this word (none is longer than 63, so only
-        // look when one could beat the longest so far). Each `x &= x >> 1` shortens
-        // every run by one: the number of steps to clear `x` is the longest run.
-        if self.longest < 63 {
-            let mut x = mask;
-            let mut inner = 0u64;
-            while x != 0 {
-                x &= x >> 1;
-                inner += 1;
-            }
-            if inner > self.longest {
-                self.longest = inner;
-            }
-        }
+        self.absorb(mask);
         // The run that reaches the last byte carries over.
         self.current = u64::from(mask.leading_ones());
     }
@@ -141,11 +122,30 @@ impl RunState {
             self.push_mask64(mask);
             return;
         }
+        let (lead, joined) = self.absorb(mask);
+        self.current = if lead >= n {
+            joined
+        } else {
+            // The run that ends at byte n - 1, read from the top after a shift.
+            u64::from((mask << (64 - n)).leading_ones())
+        };
+    }
+
+    /// Updates `longest` with the runs of one word of flags: the run that continues
+    /// from the previous bytes, and those inside the word. Returns the word's leading
+    /// run (from bit 0) and its length joined to `current`; `current` is the caller's
+    /// to set.
+    #[inline]
+    fn absorb(&mut self, mask: u64) -> (u32, u64) {
         let lead = mask.trailing_ones();
         let joined = self.current.saturating_add(u64::from(lead));
         if joined > self.longest {
             self.longest = joined;
         }
+        // Runs that start and end inside this word (none is longer than 63 unless the
+        // word is full, so only look when one could beat the longest so far). Each
+        // `x &= x >> 1` shortens every run by one: the number of steps to clear `x` is
+        // the longest run.
         if self.longest < 63 {
             let mut x = mask;
             let mut inner = 0u64;
@@ -157,12 +157,7 @@ impl RunState {
                 self.longest = inner;
             }
         }
-        self.current = if lead >= n {
-            joined
-        } else {
-            // The run that ends at byte n - 1, read from the top after a shift.
-            u64::from((mask << (64 - n)).leading_ones())
-        };
+        (lead, joined)
     }
 }
 
