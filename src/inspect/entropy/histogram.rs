@@ -275,24 +275,26 @@ struct NlogTables {
 
 /// `round(c·log2(c)·2^40)` (0 for `c < 2`); below `2^64·64·2^40 = 2^110`, so it fits.
 fn fixed_term(c: u64) -> u128 {
-    if c < 2 {
-        return 0;
-    }
-    let x = c as f64;
     // Finite and non-negative: the cast never saturates.
-    (x * x.log2() * 2f64.powi(FRAC_BITS)).round() as u128
+    fixed_term_f64(c) as u128
 }
 
 /// [`fixed_term`] of a count below 2^16, whose term (below 2^60) fits a `u64`: the
 /// same value, converted without `u128` (65 536 of them make the table, built at
 /// start-up).
 fn fixed_term_small(c: u64) -> u64 {
+    // Finite, non-negative and below 2^60 for c < 2^16: the cast is exact.
+    fixed_term_f64(c) as u64
+}
+
+/// `round(c·log2(c)·2^40)` as an integer-valued `f64` (0 for `c < 2`).
+#[inline]
+fn fixed_term_f64(c: u64) -> f64 {
     if c < 2 {
-        return 0;
+        return 0.0;
     }
     let x = c as f64;
-    // Finite, non-negative and below 2^60 for c < 2^16: the cast is exact.
-    (x * x.log2() * 2f64.powi(FRAC_BITS)).round() as u64
+    (x * x.log2() * 2f64.powi(FRAC_BITS)).round()
 }
 
 fn tables() -> &'static NlogTables {

@@ -330,21 +330,22 @@ impl Randomness {
     /// bytes the fast kernels count into `u16` counters, as an accumulator does (the
     /// reference kernel stays the plain oracle: `u64` counters).
     pub fn of_with(kernel: Kernel, bytes: &[u8]) -> Randomness {
+        let first = !bytes.is_empty() && bytes.iter().take(FIRST_BYTES).all(|&b| is_printable(b));
         if kernel.imp != Imp::Reference && bytes.len() <= MAX_WINDOW {
             // What an accumulator holds: u16 counters, a quarter of the table to clear,
             // and SSE2's multiply-add for the sums on x86_64.
-            let mut counts = [0u16; 256];
-            let mut run = RunState::default();
-            kernel.count::<_, true>(bytes, &mut counts, &mut run);
-            let first =
-                !bytes.is_empty() && bytes.iter().take(FIRST_BYTES).all(|&b| is_printable(b));
-            return Randomness::from_parts(&counts, bytes.len() as u64, run.longest, first);
+            Randomness::counted::<u16>(kernel, bytes, first)
+        } else {
+            Randomness::counted::<u64>(kernel, bytes, first)
         }
-        let mut counts = [0u64; 256];
+    }
+
+    /// Counts `bytes` into `C` counters (which must hold them) and measures them.
+    fn counted<C: Counter>(kernel: Kernel, bytes: &[u8], first: bool) -> Randomness {
+        let mut counts = [C::default(); 256];
         let mut run = RunState::default();
         kernel.count::<_, true>(bytes, &mut counts, &mut run);
         let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        let first = !bytes.is_empty() && bytes.iter().take(FIRST_BYTES).all(|&b| is_printable(b));
         Randomness::from_parts(&counts, len, run.longest, first)
     }
 
