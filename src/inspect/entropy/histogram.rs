@@ -19,7 +19,7 @@
 //! byte indices built with vector instructions; below [`SPARSE_MAX`] bytes only the
 //! pairs with a non-zero term); otherwise, on x86_64, when at most
 //! [`REPEATED_VISIT_MAX`] bins of a `u16` histogram hold two bytes or more (only they
-//! have a non-zero term), an SSE2 map of them and one lookup each; otherwise, and for
+//! have a non-zero term), a vector map of them (SSE2, or AVX2 where the CPU has it) and one lookup each; otherwise, and for
 //! `u64` histograms, one lookup per bin.
 //! Larger one-shot histograms sum in `u128` and compute the terms of counts beyond the table directly.
 
@@ -122,11 +122,11 @@ impl Counter for u16 {
         // sum fits a u32 (Σ c² <= (Σ c)² < 2^32).
         #[cfg(target_arch = "x86_64")]
         if counts.iter().fold(0u16, |a, &c| a | c) <= i16::MAX as u16 {
-            // Every count fits an i16 (always below 32 KiB): SSE2's multiply-add, a
-            // third of the instructions of the u32 loop below, whose multiplies
+            // Every count fits an i16 (always below 32 KiB): SSE2's multiply-add (AVX2's
+            // where the CPU has it), a third of the instructions of the u32 loop below, whose multiplies
             // baseline x86_64 has to emulate.
             let (printable, popcount, squares) =
-                super::x86_64::sse2::sums_i16(counts, &PRINTABLE_I16, &POPCOUNT_I16);
+                super::x86_64::sums_i16(counts, &PRINTABLE_I16, &POPCOUNT_I16);
             return Sums {
                 printable: u64::from(printable),
                 popcount: u64::from(popcount),
@@ -466,7 +466,7 @@ fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn sum_repeated(counts: &[u16; 256], single: &[u64; NLOG2N_TABLE_LEN]) -> Option<u64> {
-    let map = super::x86_64::sse2::repeated_map(counts);
+    let map = super::x86_64::repeated_map(counts);
     if map.iter().map(|m| m.count_ones()).sum::<u32>() > REPEATED_VISIT_MAX {
         return None;
     }
@@ -612,13 +612,18 @@ mod tests {
         for (b, c) in counts.iter_mut().enumerate() {
             *c = [0, 1, 2, 3, 15, 16, 32_767, 32_768, 65_535][b % 9];
         }
-        let map = super::super::x86_64::sse2::repeated_map(&counts);
-        for (b, &c) in counts.iter().enumerate() {
-            assert_eq!(
-                (map[b / 64] >> (b % 64)) & 1 == 1,
-                c >= 2,
-                "bin {b} count {c}"
-            );
+        // Both the SSE2 map and the one this CPU dispatches to (AVX2 where present).
+        for map in [
+            super::super::x86_64::sse2::repeated_map(&counts),
+            super::super::x86_64::repeated_map(&counts),
+        ] {
+            for (b, &c) in counts.iter().enumerate() {
+                assert_eq!(
+                    (map[b / 64] >> (b % 64)) & 1 == 1,
+                    c >= 2,
+                    "bin {b} count {c}"
+                );
+            }
         }
     }
 

@@ -43,7 +43,8 @@
 //! counters, eight sub-histograms from 16 KiB on) and, on CPUs that have it, `avx2`
 //! (x86_64) or `neon` (aarch64). The
 //! printable and set-bit counts are derived from the histogram at verdict time (on
-//! x86_64 with SSE2 multiply-adds, see `x86_64/sse2.rs`). The choice is made once
+//! x86_64 with SSE2 multiply-adds, or AVX2's where the CPU has it whatever the kernel:
+//! see `x86_64/sse2.rs`). The choice is made once
 //! ([`Kernel::auto`], cached) or forced with [`KernelChoice`]; never per payload. Every
 //! kernel's histogram and features equal the reference's exactly, and entropy comes
 //! from the histogram through one shared function that sums fixed-point integers
@@ -333,7 +334,7 @@ impl Randomness {
         let first = !bytes.is_empty() && bytes.iter().take(FIRST_BYTES).all(|&b| is_printable(b));
         if kernel.imp != Imp::Reference && bytes.len() <= MAX_WINDOW {
             // What an accumulator holds: u16 counters, a quarter of the table to clear,
-            // and SSE2's multiply-add for the sums on x86_64.
+            // and SSE2's (or AVX2's) multiply-add for the sums on x86_64.
             Randomness::counted::<u16>(kernel, bytes, first)
         } else {
             Randomness::counted::<u64>(kernel, bytes, first)

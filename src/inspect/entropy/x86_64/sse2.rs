@@ -29,7 +29,7 @@ fn load8<T>(lanes: &[T; 8]) -> __m128i {
 /// The sum of the four i32 lanes, as the bits of a wrapping u32 sum.
 #[target_feature(enable = "sse2")]
 #[inline]
-fn lane_sum(v: __m128i) -> u32 {
+pub(crate) fn lane_sum(v: __m128i) -> u32 {
     let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
     let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v));
     _mm_cvtsi128_si32(v) as u32
