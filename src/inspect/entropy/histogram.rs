@@ -18,9 +18,10 @@
 //! are looked up together in a 256-entry table of `T[a] + T[b]` (half the table loads,
 //! byte indices built with vector instructions; below [`SPARSE_MAX`] bytes only the
 //! pairs with a non-zero term); otherwise, on x86_64, when at most
-//! [`REPEATED_VISIT_MAX`] bins of a `u16` histogram hold two bytes or more (only they
-//! have a non-zero term), a vector map of them (SSE2, or AVX2 where the CPU has it) and one lookup each; otherwise, and for
-//! `u64` histograms, one lookup per bin.
+//! [`REPEATED_VISIT_MAX`] bins hold two bytes or more (only they have a non-zero
+//! term), a vector map of them and one lookup each (SSE2 or AVX2 for a `u16`
+//! histogram; AVX2 for a `u64` one below [`MAP_FIRST_BELOW`] bytes); otherwise one
+//! lookup per bin.
 //! Larger one-shot histograms sum in `u128` and compute the terms of counts beyond the table directly.
 
 use std::hint::black_box;
@@ -68,10 +69,10 @@ pub(crate) trait Counter: Copy + Default + Into<u64> {
     /// [`PRINTABLE_TABLE`] and [`POPCOUNT_TABLE`] and to [`Counter::sum_of_squares`].
     fn sums(counts: &[Self; 256]) -> Sums;
 
-    /// The counters as `u16`s, when they are.
-    // Only the x86_64 paths (SSE2) need it.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn as_u16(counts: &[Self; 256]) -> Option<&[u16; 256]>;
+    /// Bit `b` (of word `b / 64`) set when `counts[b] >= 2`, made with vector
+    /// instructions, or `None` when this CPU has none for this counter width.
+    #[cfg(target_arch = "x86_64")]
+    fn repeated_map(counts: &[Self; 256]) -> Option<[u64; 4]>;
 
     /// Writes `a·16 + b` (truncated to a byte) for each pair of bins `a = counts[i]`,
     /// `b = counts[i + 128]`, and returns the bitwise OR of all counts (the indices are
@@ -111,9 +112,10 @@ pub(crate) struct Sums {
 impl Counter for u16 {
     const NARROW: bool = true;
 
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn as_u16(counts: &[u16; 256]) -> Option<&[u16; 256]> {
-        Some(counts)
+    fn repeated_map(counts: &[u16; 256]) -> Option<[u64; 4]> {
+        Some(super::x86_64::repeated_map(counts))
     }
 
     #[inline]
@@ -197,9 +199,10 @@ impl Counter for u16 {
 impl Counter for u64 {
     const NARROW: bool = false;
 
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn as_u16(_: &[u64; 256]) -> Option<&[u16; 256]> {
-        None
+    fn repeated_map(counts: &[u64; 256]) -> Option<[u64; 4]> {
+        super::x86_64::repeated_map_u64(counts)
     }
 
     #[inline]
@@ -415,13 +418,21 @@ const MAP_FIRST_BELOW: u64 = 192;
 /// Σ T[c] over the bins whose bit is set in `map` (bit `b` of word `b / 64`).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn sum_visit(counts: &[u16; 256], map: [u64; 4], single: &[u64; NLOG2N_TABLE_LEN]) -> u64 {
+fn sum_visit<C: Counter>(
+    counts: &[C; 256],
+    map: [u64; 4],
+    single: &[u64; NLOG2N_TABLE_LEN],
+) -> u64 {
     let mut sum = 0u64;
     for (base, mut m) in (0usize..).step_by(64).zip(map) {
         while m != 0 {
             let b = (base + m.trailing_zeros() as usize) & 0xFF;
             m &= m - 1;
-            sum = sum.wrapping_add(single[usize::from(counts[b])]);
+            // Below the table's length: a u16 always is, and [`sum_small`]'s callers
+            // give `u64` histograms whose total is. The mask only drops the bounds
+            // check.
+            let c: u64 = counts[b].into();
+            sum = sum.wrapping_add(single[(c as usize) & (NLOG2N_TABLE_LEN - 1)]);
         }
     }
     sum
@@ -436,11 +447,8 @@ fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
     // first; longer ones try the pairs first, and visit only when a count of 16 or
     // more declines the pairs (the zeros of a DNS message do) and the bins are few.
     #[cfg(target_arch = "x86_64")]
-    let narrow = C::as_u16(counts);
-    #[cfg(target_arch = "x86_64")]
     if total < MAP_FIRST_BELOW
-        && let Some(narrow) = narrow
-        && let Some(s) = sum_repeated(narrow, &t.single)
+        && let Some(s) = sum_repeated(counts, &t.single)
     {
         return s;
     }
@@ -451,10 +459,12 @@ fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
     {
         return s;
     }
+    // (u64 counts skip this: without the pairs, a long sample's map would mostly be
+    // made in vain, as random bytes fill more than 48 bins twice from 190 bytes on.)
     #[cfg(target_arch = "x86_64")]
-    if total >= MAP_FIRST_BELOW
-        && let Some(narrow) = narrow
-        && let Some(s) = sum_repeated(narrow, &t.single)
+    if C::NARROW
+        && total >= MAP_FIRST_BELOW
+        && let Some(s) = sum_repeated(counts, &t.single)
     {
         return s;
     }
@@ -465,8 +475,8 @@ fn sum_small<C: Counter>(counts: &[C; 256], total: u64, t: &NlogTables) -> u64 {
 /// are more than [`REPEATED_VISIT_MAX`] of them.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn sum_repeated(counts: &[u16; 256], single: &[u64; NLOG2N_TABLE_LEN]) -> Option<u64> {
-    let map = super::x86_64::repeated_map(counts);
+fn sum_repeated<C: Counter>(counts: &[C; 256], single: &[u64; NLOG2N_TABLE_LEN]) -> Option<u64> {
+    let map = C::repeated_map(counts)?;
     if map.iter().map(|m| m.count_ones()).sum::<u32>() > REPEATED_VISIT_MAX {
         return None;
     }
@@ -716,8 +726,14 @@ mod tests {
             {
                 let map = super::super::x86_64::sse2::repeated_map(&narrow);
                 assert_eq!(sum_visit(&narrow, map, &t.single), dense);
-                if counts.iter().sum::<u64>() < NLOG2N_TABLE_LEN as u64 {
-                    assert_eq!(sum_small(&narrow, counts.iter().sum(), t), dense);
+                let total: u64 = counts.iter().sum();
+                if total < NLOG2N_TABLE_LEN as u64 {
+                    assert_eq!(sum_small(&narrow, total, t), dense);
+                    // u64 counters, through the AVX2 map where the CPU has it.
+                    assert_eq!(sum_small(&counts, total, t), dense);
+                    if let Some(map) = super::super::x86_64::repeated_map_u64(&counts) {
+                        assert_eq!(sum_visit(&counts, map, &t.single), dense);
+                    }
                 }
             }
             assert_eq!(

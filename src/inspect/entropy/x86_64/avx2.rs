@@ -18,6 +18,9 @@ use core::arch::x86_64::{
     _mm256_packs_epi16, _mm256_permute4x64_epi64, _mm256_set1_epi8, _mm256_set1_epi16,
     _mm256_setzero_si256, _mm256_subs_epu16,
 };
+use core::arch::x86_64::{
+    _mm256_castsi256_pd, _mm256_cmpgt_epi64, _mm256_movemask_pd, _mm256_set1_epi64x,
+};
 
 use crate::inspect::entropy::features::{RunState, padded_block};
 use crate::inspect::entropy::histogram::Counter;
@@ -74,6 +77,13 @@ impl Avx2 {
         // SAFETY: `self` exists only if `Avx2::new` found AVX2 on this CPU.
         unsafe { repeated_map_avx2(counts) }
     }
+
+    /// Bit `b` (of word `b / 64`) set when `counts[b] >= 2`, for `u64` counters.
+    #[inline]
+    pub(crate) fn repeated_map_u64(self, counts: &[u64; 256]) -> [u64; 4] {
+        // SAFETY: `self` exists only if `Avx2::new` found AVX2 on this CPU.
+        unsafe { repeated_map_u64_avx2(counts) }
+    }
 }
 
 /// Loads sixteen `i16`/`u16` lanes.
@@ -82,6 +92,15 @@ impl Avx2 {
 fn load16<T>(lanes: &[T; 16]) -> __m256i {
     const { assert!(size_of::<T>() == 2) };
     // SAFETY: `lanes` is a reference to 16 two-byte values, 32 readable bytes; the load
+    // is unaligned.
+    unsafe { _mm256_loadu_si256(lanes.as_ptr().cast::<__m256i>()) }
+}
+
+/// Loads four `u64` lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn load4(lanes: &[u64; 4]) -> __m256i {
+    // SAFETY: `lanes` is a reference to 4 eight-byte values, 32 readable bytes; the load
     // is unaligned.
     unsafe { _mm256_loadu_si256(lanes.as_ptr().cast::<__m256i>()) }
 }
@@ -133,6 +152,26 @@ fn repeated_map_avx2(counts: &[u16; 256]) -> [u64; 4] {
             let packed = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi16(low, high));
             let at_most_one = _mm256_movemask_epi8(packed) as u32;
             bits |= u64::from(!at_most_one) << (32 * i);
+        }
+        *m = bits;
+    }
+    map
+}
+
+#[target_feature(enable = "avx2")]
+fn repeated_map_u64_avx2(counts: &[u64; 256]) -> [u64; 4] {
+    let one = _mm256_set1_epi64x(1);
+    let (words, _) = counts.as_chunks::<64>();
+    let mut map = [0u64; 4];
+    for (m, word) in map.iter_mut().zip(words) {
+        let (fours, _) = word.as_chunks::<4>();
+        let mut bits = 0u64;
+        for (i, four) in fours.iter().enumerate() {
+            // A signed compare: a count of 2^63 or more would read as negative, but no
+            // slice in memory holds that many bytes. One sign bit per lane.
+            let repeated = _mm256_cmpgt_epi64(load4(four), one);
+            let lanes = _mm256_movemask_pd(_mm256_castsi256_pd(repeated)) as u32;
+            bits |= u64::from(lanes & 0xF) << (4 * i);
         }
         *m = bits;
     }

@@ -24,6 +24,14 @@ pub(crate) fn repeated_map(counts: &[u16; 256]) -> [u64; 4] {
     }
 }
 
+/// Bit `b` (of word `b / 64`) set when `counts[b] >= 2`, for `u64` counters, or `None`
+/// without AVX2 (SSE2 has no 64-bit compare; the scalar loop costs more than the
+/// lookups it would save).
+#[inline]
+pub(crate) fn repeated_map_u64(counts: &[u64; 256]) -> Option<[u64; 4]> {
+    avx2::Avx2::new().map(|k| k.repeated_map_u64(counts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{avx2::Avx2, sse2};
@@ -77,5 +85,39 @@ mod tests {
             *c = [0, 1, 2, 3, 15, 16, 32_767, 32_768, 65_535][b % 9];
         }
         assert_eq!(k.repeated_map(&big), sse2::repeated_map(&big));
+    }
+
+    #[test]
+    fn avx2_u64_map_marks_bins_of_two_or_more() {
+        let Some(k) = Avx2::new() else {
+            println!("skipped: this CPU has no AVX2");
+            return;
+        };
+        let mut wide: Vec<[u64; 256]> = histograms().iter().map(|h| h.map(u64::from)).collect();
+        let mut edge = [0u64; 256];
+        for (b, c) in edge.iter_mut().enumerate() {
+            *c = [
+                0,
+                1,
+                2,
+                3,
+                65_535,
+                65_536,
+                1 << 32,
+                (1 << 62) + 1,
+                i64::MAX as u64,
+            ][b % 9];
+        }
+        wide.push(edge);
+        for h in &wide {
+            let map = k.repeated_map_u64(h);
+            for (b, &c) in h.iter().enumerate() {
+                assert_eq!(
+                    (map[b / 64] >> (b % 64)) & 1 == 1,
+                    c >= 2,
+                    "bin {b} count {c}"
+                );
+            }
+        }
     }
 }
