@@ -125,8 +125,8 @@ impl Counter for u16 {
         #[cfg(target_arch = "x86_64")]
         if counts.iter().fold(0u16, |a, &c| a | c) <= i16::MAX as u16 {
             // Every count fits an i16 (always below 32 KiB): SSE2's multiply-add (AVX2's
-            // where the CPU has it), a third of the instructions of the u32 loop below, whose multiplies
-            // baseline x86_64 has to emulate.
+            // where the CPU has it), a third of the instructions of the u32 loop below,
+            // whose multiplies baseline x86_64 has to emulate.
             let (printable, popcount, squares) =
                 super::x86_64::sums_i16(counts, &PRINTABLE_I16, &POPCOUNT_I16);
             return Sums {
