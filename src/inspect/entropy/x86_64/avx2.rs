@@ -8,18 +8,17 @@
 //! derived from the histogram, as in every kernel.
 //!
 //! The per-verdict passes over a `u16` histogram (see `sse2.rs`) also run here at twice
-//! the width when the CPU has AVX2, whichever kernel counted the bytes.
+//! the width when the CPU has AVX2, whichever kernel counted the bytes, and so does the
+//! map of repeated bins of a short `u64` histogram (SSE2 has no 64-bit compare).
 #![allow(unsafe_code)] // reason: unaligned vector loads and the feature-gated call (STYLE.md §3)
 
 use core::arch::x86_64::{
-    __m256i, _mm_add_epi32, _mm256_add_epi32, _mm256_andnot_si256, _mm256_castsi256_si128,
-    _mm256_cmpeq_epi8, _mm256_cmpeq_epi16, _mm256_cmpgt_epi8, _mm256_extracti128_si256,
-    _mm256_loadu_si256, _mm256_madd_epi16, _mm256_movemask_epi8, _mm256_or_si256,
-    _mm256_packs_epi16, _mm256_permute4x64_epi64, _mm256_set1_epi8, _mm256_set1_epi16,
+    __m256i, _mm_add_epi32, _mm256_add_epi32, _mm256_andnot_si256, _mm256_castsi256_pd,
+    _mm256_castsi256_si128, _mm256_cmpeq_epi8, _mm256_cmpeq_epi16, _mm256_cmpgt_epi8,
+    _mm256_cmpgt_epi64, _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16,
+    _mm256_movemask_epi8, _mm256_movemask_pd, _mm256_or_si256, _mm256_packs_epi16,
+    _mm256_permute4x64_epi64, _mm256_set1_epi8, _mm256_set1_epi16, _mm256_set1_epi64x,
     _mm256_setzero_si256, _mm256_subs_epu16,
-};
-use core::arch::x86_64::{
-    _mm256_castsi256_pd, _mm256_cmpgt_epi64, _mm256_movemask_pd, _mm256_set1_epi64x,
 };
 
 use crate::inspect::entropy::features::{RunState, padded_block};
